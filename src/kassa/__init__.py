@@ -1,0 +1,3 @@
+"""Kassa: a self-hosted wallet ledger and withdrawal service."""
+
+__version__ = "0.1.0"

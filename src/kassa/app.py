@@ -1,0 +1,58 @@
+"""The ASGI application: ``create_app()`` wires settings, database, routers and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kassa import __version__
+from kassa.auth.service import Authenticator
+from kassa.config import Settings
+from kassa.kit.clock import Clock, SystemClock
+from kassa.kit.db import Database
+from kassa.kit.logging import configure_logging
+from kassa.kit.problem import install_problem_handlers
+from kassa.ops import router as ops_router
+from kassa.state import AppState
+from kassa.wallets.endpoints import router as wallets_router
+
+DESCRIPTION = """
+Kassa keeps customers' money in wallets on a double-entry ledger and pays it out.
+Amounts are integers in the currency's minor units. Authenticate with
+`Authorization: Bearer <API key>`; errors are RFC 9457 `application/problem+json`
+documents with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    db = Database(settings.database_url, pool_size=settings.pool_size)
+    state = AppState(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        authenticator=Authenticator(db, settings.auth_cache_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.open()
+        try:
+            yield
+        finally:
+            await db.close()
+
+    app = FastAPI(
+        title="Kassa",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.kassa = state
+    install_problem_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(wallets_router)
+    return app

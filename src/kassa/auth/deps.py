@@ -1,0 +1,37 @@
+"""Bearer-key authentication and scope checks for ``/v1``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kassa.auth.service import Principal
+from kassa.kit.errors import Forbidden, Unauthorized
+from kassa.state import app_state
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer ksk_…`")
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthorized("send an API key as 'Authorization: Bearer ksk_…'")
+        principal = await app_state(request).authenticator.authenticate(credentials.credentials)
+        if principal is None:
+            raise Unauthorized("the API key is unknown or revoked")
+        if scope not in principal.scopes:
+            raise Forbidden(f"this request needs the scope {scope}")
+        return principal
+
+    return dependency
+
+
+WalletsRead = Annotated[Principal, Depends(require("wallets:read"))]
+WalletsWrite = Annotated[Principal, Depends(require("wallets:write"))]
+WithdrawalsWrite = Annotated[Principal, Depends(require("withdrawals:write"))]

@@ -1,0 +1,19 @@
+"""The scopes an API key can carry, and what each allows."""
+
+SCOPES: dict[str, str] = {
+    "wallets:read": "read wallets and their transactions",
+    "wallets:write": "create, deposit to, withdraw from, freeze, unfreeze and close wallets",
+    "withdrawals:write": "immediate withdrawals only (a narrower grant than wallets:write)",
+}
+
+ALL_SCOPES = frozenset(SCOPES)
+
+# A scope that grants another too: wallets:write covers every wallet change.
+IMPLIED: dict[str, frozenset[str]] = {"wallets:write": frozenset({"withdrawals:write"})}
+
+
+def expand(scopes: frozenset[str]) -> frozenset[str]:
+    granted = set(scopes)
+    for scope in scopes:
+        granted |= IMPLIED.get(scope, frozenset())
+    return frozenset(granted)

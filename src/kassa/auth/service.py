@@ -1,0 +1,188 @@
+"""Tenants and API keys.
+
+A key looks like ``ksk_<prefix>_<secret>``: the prefix finds the row and may be shown anywhere;
+the whole key is stored only as its SHA-256 (the secret is 256 random bits, so a slow
+password hash would add nothing). A key is shown once, when it is created.
+
+Authenticating every request against the database would cost a round trip on the hot path, so
+a process keeps a key it has checked for ``auth_cache_seconds``: a revoked key stops working
+within that time (default 5 s; 0 checks the database on every request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.auth import repository
+from kassa.auth.scopes import ALL_SCOPES, expand
+from kassa.kit.db import Database
+from kassa.kit.errors import NotFound, ValidationFailed
+from kassa.kit.money import currency_exponent
+
+KEY_PREFIX = "ksk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: uuid.UUID
+    name: str
+    default_currency: str
+    timezone: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Tenant:
+        return cls(row.id, row.name, row.default_currency, row.timezone, row.created_at)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    prefix: str
+    scopes: list[str]
+    name: str | None
+    created_at: datetime
+    key: str  # the only time the whole key exists outside its holder
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_scopes(text: str | None) -> list[str]:
+    if not text:
+        return sorted(ALL_SCOPES)
+    scopes = sorted({part.strip() for part in text.split(",") if part.strip()})
+    unknown = [scope for scope in scopes if scope not in ALL_SCOPES]
+    if unknown or not scopes:
+        raise ValidationFailed(
+            f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_SCOPES))}",
+            errors=[{"field": "scopes", "code": "unknown_scope", "message": ", ".join(unknown)}],
+        )
+    return scopes
+
+
+async def create_tenant(
+    conn: AsyncConnection, name: str, currency: str, timezone: str, now: datetime
+) -> Tenant:
+    currency_exponent(currency)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(
+            f"unknown time zone {timezone!r}",
+            errors=[{"field": "timezone", "code": "invalid_timezone", "message": timezone}],
+        ) from None
+    if not name.strip():
+        raise ValidationFailed(
+            "a tenant needs a name",
+            errors=[{"field": "name", "code": "missing", "message": "must not be empty"}],
+        )
+    tenant = Tenant(uuid.uuid4(), name.strip(), currency, timezone, now)
+    await repository.insert_tenant(conn, tenant.__dict__)
+    return tenant
+
+
+async def create_key(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    scopes: list[str],
+    name: str | None,
+    now: datetime,
+) -> IssuedKey:
+    if await repository.get_tenant(conn, tenant_id) is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key_id = uuid.uuid4()
+    await repository.insert_key(
+        conn,
+        {
+            "id": key_id,
+            "tenant_id": tenant_id,
+            "name": name,
+            "prefix": prefix,
+            "key_hash": hash_key(key),
+            "scopes": " ".join(scopes),
+            "created_at": now,
+        },
+    )
+    return IssuedKey(key_id, tenant_id, prefix, scopes, name, now, key)
+
+
+async def revoke_key(conn: AsyncConnection, key_id_or_prefix: str, now: datetime) -> Row[Any]:
+    row = None
+    try:
+        key_uuid = uuid.UUID(key_id_or_prefix)
+    except ValueError:
+        found = await repository.key_by_prefix(conn, key_id_or_prefix.removeprefix("ksk_"))
+        key_uuid = found.id if found is not None else None
+    if key_uuid is not None:
+        row = await repository.revoke_key(conn, key_uuid, now)
+    if row is None:
+        raise NotFound(f"API key {key_id_or_prefix} not found")
+    return row
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    principal: Principal | None
+    key_hash: str
+    checked_at: float
+
+
+class Authenticator:
+    """Turns a bearer token into a ``Principal``, keeping recent answers for a few seconds."""
+
+    def __init__(self, db: Database, cache_seconds: float) -> None:
+        self._db = db
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, _CachedKey] = {}
+
+    async def authenticate(self, token: str) -> Principal | None:
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            return None
+        prefix = parts[1]
+        presented_hash = hash_key(token)
+        cached = self._cache.get(prefix)
+        if cached is None or time.monotonic() - cached.checked_at >= self._cache_seconds:
+            cached = await self._load(prefix)
+            if cached is None:
+                return None
+        if not hmac.compare_digest(cached.key_hash, presented_hash):
+            return None
+        return cached.principal
+
+    async def _load(self, prefix: str) -> _CachedKey | None:
+        async with self._db.read() as conn:
+            row = await repository.key_by_prefix(conn, prefix)
+        if row is None:
+            self._cache.pop(prefix, None)
+            return None
+        principal = None
+        if row.revoked_at is None:
+            principal = Principal(row.tenant_id, row.id, expand(frozenset(row.scopes.split())))
+        cached = _CachedKey(principal, row.key_hash, time.monotonic())
+        if self._cache_seconds > 0:
+            self._cache[prefix] = cached
+        return cached

@@ -1,0 +1,316 @@
+"""The ``kassa`` command: serve, migrate, tenants, keys, verify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kassa import migrations
+from kassa.auth import repository as auth_repository
+from kassa.auth import service as auth
+from kassa.auth.scopes import SCOPES
+from kassa.config import Settings
+from kassa.kit.clock import SystemClock, isoformat
+from kassa.kit.db import Backend, Database, DatabaseUrl
+from kassa.kit.errors import KassaError
+from kassa.ledger.verify import verify as verify_ledger
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Kassa: a wallet ledger and withdrawal service. The database comes from "
+    "KASSA_DATABASE_URL (default: sqlite:///./kassa.db).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+tenants_app = typer.Typer(help="Create and list tenants (merchants).", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print the result as one JSON object")]
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    try:
+        DatabaseUrl(settings.database_url).backend  # noqa: B018 - validates the URL
+    except ValueError as error:
+        _fail(str(error))
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"kassa: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _prepare(settings: Settings) -> None:
+    """The SQLite default migrates itself; PostgreSQL must have been migrated on purpose."""
+    url = DatabaseUrl(settings.database_url)
+    if url.backend is Backend.SQLITE:
+        migrations.upgrade(settings.database_url)
+
+
+def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(run())
+    except KassaError as error:
+        _fail(error.detail, 1)
+        raise  # unreachable: _fail raises
+
+
+def _print(obj: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(obj))
+    else:
+        for key, value in obj.items():
+            typer.echo(f"{key}: {value}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+) -> None:
+    """Start the HTTP API (the SQLite default migrates itself first)."""
+    import uvicorn
+
+    settings = _settings()
+    _prepare(settings)
+    if DatabaseUrl(settings.database_url).backend is Backend.POSTGRESQL:
+        _check_migrated(settings)
+    typer.echo(
+        f"kassa: serving http://{host}:{port} on {DatabaseUrl(settings.database_url).redacted()}"
+        f" with {workers} worker(s)",
+        err=True,
+    )
+    uvicorn.run(
+        "kassa.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level="warning",
+    )
+
+
+def _check_migrated(settings: Settings) -> None:
+    async def current(db: Database) -> str | None:
+        return await migrations.current_revision(db)
+
+    found = _with_db(settings, current)
+    head = migrations.head_revision(settings.database_url)
+    if found != head:
+        _fail(f"the database is at migration {found}, not {head}: run 'kassa migrate' first")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest."""
+    settings = _settings()
+    migrations.upgrade(settings.database_url)
+    typer.echo(f"kassa: migrated {DatabaseUrl(settings.database_url).redacted()} to head", err=True)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="the merchant's name")],
+    currency: Annotated[str, typer.Option(help="default ISO 4217 currency, e.g. SAR")],
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Riyadh")] = "UTC",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a tenant."""
+    settings = _settings()
+    _prepare(settings)
+
+    async def work(db: Database) -> auth.Tenant:
+        async with db.write() as conn:
+            return await auth.create_tenant(
+                conn, name, currency.upper(), timezone, SystemClock().now()
+            )
+
+    tenant = _with_db(settings, work)
+    _print(
+        {
+            "id": str(tenant.id),
+            "name": tenant.name,
+            "default_currency": tenant.default_currency,
+            "timezone": tenant.timezone,
+            "created_at": isoformat(tenant.created_at),
+        },
+        as_json,
+    )
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: JsonFlag = False) -> None:
+    """List tenants."""
+    settings = _settings()
+    _prepare(settings)
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            rows = await auth_repository.list_tenants(conn)
+        return [
+            {"id": str(row.id), "name": row.name, "default_currency": row.default_currency}
+            for row in rows
+        ]
+
+    rows = _with_db(settings, work)
+    if as_json:
+        typer.echo(json.dumps({"data": rows}))
+    for row in [] if as_json else rows:
+        typer.echo(f"{row['id']}  {row['default_currency']}  {row['name']}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="tenant id")],
+    scopes: Annotated[
+        str | None,
+        typer.Option(help="comma-separated; default all: " + ",".join(sorted(SCOPES))),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key; the key is printed this once and never stored."""
+    settings = _settings()
+    _prepare(settings)
+    try:
+        tenant_id = uuid.UUID(tenant)
+        scope_list = auth.parse_scopes(scopes)
+    except ValueError:
+        _fail(f"{tenant!r} is not a tenant id")
+        return
+    except KassaError as error:
+        _fail(error.detail)
+        return
+
+    async def work(db: Database) -> auth.IssuedKey:
+        async with db.write() as conn:
+            return await auth.create_key(conn, tenant_id, scope_list, name, SystemClock().now())
+
+    issued = _with_db(settings, work)
+    _print(
+        {
+            "id": str(issued.id),
+            "tenant_id": str(issued.tenant_id),
+            "prefix": issued.prefix,
+            "scopes": issued.scopes,
+            "name": issued.name,
+            "created_at": isoformat(issued.created_at),
+            "key": issued.key,
+        },
+        as_json,
+    )
+    if not as_json:
+        typer.echo("kassa: store the key now; it cannot be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str, typer.Option(help="tenant id")], as_json: JsonFlag = False
+) -> None:
+    """List a tenant's keys (prefixes and scopes only; keys themselves are never stored)."""
+    settings = _settings()
+    _prepare(settings)
+    try:
+        tenant_id = uuid.UUID(tenant)
+    except ValueError:
+        _fail(f"{tenant!r} is not a tenant id")
+        return
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            rows = await auth_repository.list_keys(conn, tenant_id)
+        return [
+            {
+                "id": str(row.id),
+                "prefix": row.prefix,
+                "scopes": row.scopes.split(),
+                "name": row.name,
+                "revoked": row.revoked_at is not None,
+            }
+            for row in rows
+        ]
+
+    rows = _with_db(settings, work)
+    if as_json:
+        typer.echo(json.dumps({"data": rows}))
+        return
+    for row in rows:
+        state = "revoked" if row["revoked"] else "active"
+        typer.echo(f"{row['id']}  ksk_{row['prefix']}_…  {state}  {','.join(row['scopes'])}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
+    """Revoke an API key (running servers stop accepting it within KASSA_AUTH_CACHE_SECONDS)."""
+    settings = _settings()
+    _prepare(settings)
+
+    async def work(db: Database) -> None:
+        async with db.write() as conn:
+            await auth.revoke_key(conn, key, SystemClock().now())
+
+    _with_db(settings, work)
+    typer.echo(f"kassa: revoked {key}", err=True)
+
+
+@app.command()
+def verify(
+    tenant: Annotated[str | None, typer.Option(help="check one tenant only")] = None,
+) -> None:
+    """Recompute every account from its entries; exit 1 on any mismatch."""
+    settings = _settings()
+    _prepare(settings)
+    tenant_id = None
+    if tenant is not None:
+        try:
+            tenant_id = uuid.UUID(tenant)
+        except ValueError:
+            _fail(f"{tenant!r} is not a tenant id")
+
+    async def work(db: Database) -> Any:
+        async with db.read() as conn:
+            return await verify_ledger(conn, tenant_id)
+
+    report = _with_db(settings, work)
+    for problem in report.problems:
+        typer.echo(f"MISMATCH {problem}")
+    summary = (
+        f"{report.accounts} accounts, {report.transactions} transactions, "
+        f"{report.entries} entries"
+    )
+    if report.problems:
+        typer.echo(f"kassa verify: FAILED: {len(report.problems)} problem(s) in {summary}")
+        raise typer.Exit(1)
+    typer.echo(f"kassa verify: OK: {summary} all agree")
+
+
+def main() -> None:
+    app(prog_name="kassa")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,190 @@
+"""Database plumbing: URLs, engines, the unit of work, and the PostgreSQL hot-path pool.
+
+Two backends share one schema. SQLite (the embedded default) runs every write as one
+``BEGIN IMMEDIATE`` transaction so concurrent writers queue instead of failing; PostgreSQL runs
+everything off the hot path through SQLAlchemy Core and the hot path (deposits, immediate
+withdrawals) as one prepared statement sent through asyncpg itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+DEFAULT_DATABASE_URL = "sqlite:///./kassa.db"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A 64-bit key that is SQLite's rowid there (so it autoincrements) and bigint on PostgreSQL.
+SeqKey = BigInteger().with_variant(Integer(), "sqlite")
+JsonObject = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Backend(enum.StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """The one URL an operator sets, and the forms each driver wants of it."""
+
+    raw: str
+
+    @property
+    def backend(self) -> Backend:
+        scheme = self.raw.split(":", 1)[0].split("+", 1)[0]
+        if scheme == "sqlite":
+            return Backend.SQLITE
+        if scheme in ("postgresql", "postgres"):
+            return Backend.POSTGRESQL
+        raise ValueError(
+            f"KASSA_DATABASE_URL must start with sqlite:// or postgresql://, not {scheme}://"
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        rest = self.raw.split("://", 1)[1]
+        if self.backend is Backend.SQLITE:
+            return f"sqlite+aiosqlite://{rest}"
+        return f"postgresql+asyncpg://{rest}"
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        return "postgresql://" + self.raw.split("://", 1)[1]
+
+    def redacted(self) -> str:
+        """The URL with any password replaced, for logs."""
+        head, sep, tail = self.raw.partition("://")
+        if "@" not in tail:
+            return self.raw
+        creds, at, host = tail.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{head}{sep}{user}:***{at}{host}" if ":" in creds else self.raw
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release: our statements leave no session state behind."""
+
+
+class Database:
+    """One per process: the SQLAlchemy engine and, on PostgreSQL, the hot-path asyncpg pool."""
+
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        self.url = DatabaseUrl(url)
+        self.backend = self.url.backend
+        self.pool_size = pool_size
+        self.pg_pool: asyncpg.Pool | None = None
+        if self.backend is Backend.SQLITE:
+            self.engine: AsyncEngine = create_async_engine(
+                self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(
+                self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size
+            )
+
+    async def open(self) -> None:
+        if self.backend is Backend.POSTGRESQL and self.pg_pool is None:
+            self.pg_pool = await asyncpg.create_pool(
+                self.url.asyncpg_dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                reset=_no_reset,
+            )
+
+    async def close(self) -> None:
+        if self.pg_pool is not None:
+            await self.pg_pool.close()
+            self.pg_pool = None
+        await self.engine.dispose()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self.pg_pool is None:
+            raise RuntimeError("Database.open() was not awaited")
+        return self.pg_pool
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """The unit of work for a change: commits when the block ends, rolls back on error."""
+        async with self.engine.connect() as conn:
+            if self.backend is Backend.SQLITE:
+                conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only unit of work (one snapshot); never commits anything."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Let Kassa, not pysqlite, say when a transaction begins, and how.
+
+    pysqlite's own transaction handling begins lazily with a deferred BEGIN, which turns two
+    concurrent writers into a 'database is locked' failure instead of a queue.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

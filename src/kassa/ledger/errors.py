@@ -1,0 +1,29 @@
+from kassa.kit.errors import KassaError
+
+
+class InsufficientFunds(KassaError):
+    code = "insufficient_funds"
+    status = 409
+    title = "The wallet's available balance is too low"
+
+
+class DuplicateReference(KassaError):
+    code = "duplicate_reference"
+    status = 409
+    title = "A transaction with this reference already exists"
+
+
+class CurrencyMismatch(KassaError):
+    code = "currency_mismatch"
+    status = 422
+    title = "The currency does not match the wallet's currency"
+
+
+class HoldNotOpen(KassaError):
+    code = "hold_not_open"
+    status = 409
+    title = "The hold was already captured, released or expired"
+
+
+class UnbalancedTransaction(Exception):
+    """A bug, never a client error: the code tried to post legs that do not sum to zero."""

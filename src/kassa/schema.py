@@ -1,0 +1,17 @@
+"""Every table of Kassa on one ``MetaData``, for migrations and for ``kassa verify``."""
+
+from kassa.auth.tables import api_keys, tenants
+from kassa.kit.db import metadata
+from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
+from kassa.wallets.tables import wallets
+
+__all__ = [
+    "accounts",
+    "api_keys",
+    "holds",
+    "journal_entries",
+    "journal_transactions",
+    "metadata",
+    "tenants",
+    "wallets",
+]

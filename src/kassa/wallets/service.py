@@ -1,0 +1,381 @@
+"""Wallets: creation, reads, freezing, closing, and money in and out.
+
+Deposits and immediate withdrawals are the hot path. On PostgreSQL each is one statement
+(``kassa_post_wallet``, see migration 0002), which keeps the wallet's row lock for the shortest
+time; on SQLite each is one ``BEGIN IMMEDIATE`` transaction running the same rules through the
+ledger service. The same test suite runs against both.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.kit.db import Backend, Database
+from kassa.kit.errors import KassaError, NotFound, ValidationFailed
+from kassa.kit.pagination import Page, split_page
+from kassa.ledger import repository as ledger_repository
+from kassa.ledger import service as ledger
+from kassa.ledger.errors import CurrencyMismatch, DuplicateReference, InsufficientFunds
+from kassa.ledger.schemas import TransactionOut
+from kassa.wallets import repository
+from kassa.wallets.errors import WalletClosed, WalletExists, WalletFrozen, WalletNotEmpty
+from kassa.wallets.schemas import FreezeIn, NewWallet, WalletOut, effective_status
+
+ALIAS_ATTEMPTS = 8
+
+
+def _new_alias() -> str:
+    return str(10**9 + secrets.randbelow(9 * 10**9))
+
+
+async def create_wallet(
+    conn: AsyncConnection, tenant_id: uuid.UUID, body: NewWallet, now: datetime
+) -> WalletOut:
+    if await repository.wallet_exists_for(conn, tenant_id, body.customer_id, body.currency):
+        raise WalletExists(
+            f"customer {body.customer_id!r} already has a {body.currency} wallet"
+        )
+    await ledger_repository.ensure_system_accounts(conn, tenant_id, body.currency, now)
+    wallet_id = uuid.uuid4()
+    for attempt in range(ALIAS_ATTEMPTS):
+        try:
+            async with conn.begin_nested():
+                await repository.insert_wallet(
+                    conn,
+                    {
+                        "id": wallet_id,
+                        "tenant_id": tenant_id,
+                        "customer_id": body.customer_id,
+                        "currency": body.currency,
+                        "name": body.name,
+                        "alias": _new_alias(),
+                        "status": "active",
+                        "metadata": body.metadata,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+            break
+        except IntegrityError:
+            # Either a concurrent twin took (customer, currency), or the random alias collided.
+            if await repository.wallet_exists_for(
+                conn, tenant_id, body.customer_id, body.currency
+            ):
+                raise WalletExists(
+                    f"customer {body.customer_id!r} already has a {body.currency} wallet"
+                ) from None
+            if attempt == ALIAS_ATTEMPTS - 1:
+                raise
+    await ledger_repository.create_wallet_accounts(conn, tenant_id, wallet_id, body.currency, now)
+    return await get_wallet(conn, tenant_id, wallet_id, now)
+
+
+async def get_wallet(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, now: datetime
+) -> WalletOut:
+    row = await repository.get_wallet(conn, tenant_id, wallet_id)
+    if row is None:
+        raise NotFound(f"wallet {wallet_id} not found")
+    return WalletOut.from_row(row, now)
+
+
+async def list_wallets(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    *,
+    customer_id: str | None,
+    currency: str | None,
+    starting_after: uuid.UUID | None,
+    limit: int,
+    now: datetime,
+) -> Page[WalletOut]:
+    before_seq = None
+    if starting_after is not None:
+        before_seq = await repository.wallet_seq(conn, tenant_id, starting_after)
+        if before_seq is None:
+            raise NotFound(f"wallet {starting_after} not found")
+    rows = await repository.list_wallets(
+        conn,
+        tenant_id,
+        customer_id=customer_id,
+        currency=currency,
+        before_seq=before_seq,
+        limit=limit + 1,
+    )
+    page, has_more = split_page(list(rows), limit)
+    return Page[WalletOut](data=[WalletOut.from_row(row, now) for row in page], has_more=has_more)
+
+
+async def freeze(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, body: FreezeIn, now: datetime
+) -> WalletOut:
+    wallet = await get_wallet(conn, tenant_id, wallet_id, now)
+    if wallet.status == "closed":
+        raise WalletClosed(f"wallet {wallet_id} is closed")
+    if body.until is not None and body.until <= now:
+        raise ValidationFailed(
+            "until must be in the future",
+            errors=[{"field": "until", "code": "in_the_past", "message": "must be in the future"}],
+        )
+    await repository.set_status(
+        conn,
+        tenant_id,
+        wallet_id,
+        {
+            "status": "frozen",
+            "frozen_until": body.until,
+            "freeze_reason": body.reason,
+            "updated_at": now,
+        },
+    )
+    return await get_wallet(conn, tenant_id, wallet_id, now)
+
+
+async def unfreeze(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, now: datetime
+) -> WalletOut:
+    wallet = await get_wallet(conn, tenant_id, wallet_id, now)
+    if wallet.status == "closed":
+        raise WalletClosed(f"wallet {wallet_id} is closed")
+    await repository.set_status(
+        conn,
+        tenant_id,
+        wallet_id,
+        {"status": "active", "frozen_until": None, "freeze_reason": None, "updated_at": now},
+    )
+    return await get_wallet(conn, tenant_id, wallet_id, now)
+
+
+async def close(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, now: datetime
+) -> WalletOut:
+    """Close a wallet with nothing in it. Its accounts are locked first, so a deposit racing
+    with the close either lands before it (and the close is refused) or finds it closed."""
+    accounts = await ledger_repository.lock_wallet_accounts(conn, tenant_id, wallet_id)
+    if not accounts:
+        raise NotFound(f"wallet {wallet_id} not found")
+    wallet = await get_wallet(conn, tenant_id, wallet_id, now)
+    if wallet.status == "closed":
+        return wallet
+    if any(account.balance or account.held for account in accounts):
+        raise WalletNotEmpty(
+            f"wallet {wallet_id} still holds {wallet.balance} cash and {wallet.gift_balance} "
+            "gift minor units; withdraw them first"
+        )
+    await repository.set_status(
+        conn,
+        tenant_id,
+        wallet_id,
+        {"status": "closed", "frozen_until": None, "updated_at": now},
+    )
+    return await get_wallet(conn, tenant_id, wallet_id, now)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """What a deposit, gift or immediate withdrawal does to the ledger."""
+
+    kind: str
+    account_kind: str
+    sign: int
+    counter_kind: str
+    refuse_frozen: bool
+
+
+DEPOSIT = Movement("deposit", "cash", 1, "funding", refuse_frozen=False)
+GIFT = Movement("gift", "gift", 1, "funding", refuse_frozen=False)
+WITHDRAWAL = Movement("withdrawal", "cash", -1, "payouts_clearing", refuse_frozen=True)
+
+
+@dataclass(frozen=True)
+class MoneyRequest:
+    tenant_id: uuid.UUID
+    wallet_id: uuid.UUID
+    amount: int
+    currency: str | None
+    reference: str | None
+    description: str | None
+    metadata: dict[str, str]
+
+
+_PG_ERRORS: dict[str, type[KassaError]] = {
+    "not_found": NotFound,
+    "wallet_closed": WalletClosed,
+    "wallet_frozen": WalletFrozen,
+    "currency_mismatch": CurrencyMismatch,
+    "insufficient_funds": InsufficientFunds,
+}
+
+
+async def move_money(
+    db: Database, movement: Movement, request: MoneyRequest, now: datetime
+) -> TransactionOut:
+    """Deposit into or withdraw from a wallet at once, as one atomic unit of work."""
+    transaction_id = uuid.uuid4()
+    if db.backend is Backend.POSTGRESQL:
+        currency, balance_after = await _move_money_pg(db, movement, request, transaction_id, now)
+    else:
+        async with db.write() as conn:
+            currency, balance_after = await _move_money_core(
+                conn, movement, request, transaction_id, now
+            )
+    return TransactionOut(
+        id=transaction_id,
+        wallet_id=request.wallet_id,
+        kind=movement.kind,  # type: ignore[arg-type]
+        amount=request.amount,
+        currency=currency,
+        balance_before=balance_after - movement.sign * request.amount,
+        balance_after=balance_after,
+        status="completed",
+        reference=request.reference,
+        description=request.description,
+        metadata=request.metadata,
+        created_at=now,
+    )
+
+
+async def _move_money_pg(
+    db: Database,
+    movement: Movement,
+    request: MoneyRequest,
+    transaction_id: uuid.UUID,
+    now: datetime,
+) -> tuple[str, int]:
+    try:
+        return await repository.post_wallet_pg(
+            db.pool,
+            tenant_id=request.tenant_id,
+            wallet_id=request.wallet_id,
+            account_kind=movement.account_kind,
+            sign=movement.sign,
+            amount=request.amount,
+            currency=request.currency,
+            counter_kind=movement.counter_kind,
+            transaction_id=transaction_id,
+            transaction_kind=movement.kind,
+            reference=request.reference,
+            description=request.description,
+            metadata=request.metadata,
+            now=now,
+            refuse_frozen=movement.refuse_frozen,
+        )
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name == "uq_journal_transactions_tenant_id_reference":
+            raise _duplicate(request.reference) from None
+        raise
+    except asyncpg.PostgresError as error:
+        if not (error.sqlstate or "").startswith("KS"):
+            raise
+        raise _PG_ERRORS[str(error.args[0])](_detail(str(error.args[0]), request)) from None
+
+
+async def _move_money_core(
+    conn: AsyncConnection,
+    movement: Movement,
+    request: MoneyRequest,
+    transaction_id: uuid.UUID,
+    now: datetime,
+) -> tuple[str, int]:
+    wallet = await repository.get_wallet(conn, request.tenant_id, request.wallet_id)
+    if wallet is None:
+        raise NotFound(_detail("not_found", request))
+    status, _ = effective_status(wallet.status, wallet.frozen_until, now)
+    if status == "closed":
+        raise WalletClosed(_detail("wallet_closed", request))
+    if movement.refuse_frozen and status == "frozen":
+        raise WalletFrozen(_detail("wallet_frozen", request))
+    if request.currency is not None and request.currency != wallet.currency:
+        raise CurrencyMismatch(_detail("currency_mismatch", request))
+    account = await ledger_repository.wallet_account(
+        conn, request.tenant_id, request.wallet_id, movement.account_kind
+    )
+    counter = await ledger_repository.system_account_id(
+        conn, request.tenant_id, wallet.currency, movement.counter_kind
+    )
+    assert account is not None
+    signed = movement.sign * request.amount
+    try:
+        posted = await ledger.post(
+            conn,
+            ledger.Posting(
+                tenant_id=request.tenant_id,
+                kind=movement.kind,
+                amount=request.amount,
+                currency=wallet.currency,
+                legs=[ledger.Leg(account.id, signed, wallet=True), ledger.Leg(counter, -signed)],
+                created_at=now,
+                wallet_id=request.wallet_id,
+                reference=request.reference,
+                description=request.description,
+                metadata=request.metadata,
+                transaction_id=transaction_id,
+            ),
+        )
+    except InsufficientFunds:
+        raise InsufficientFunds(_detail("insufficient_funds", request)) from None
+    except DuplicateReference:
+        raise _duplicate(request.reference) from None
+    assert posted.balance_after is not None
+    return wallet.currency, posted.balance_after
+
+
+def _duplicate(reference: str | None) -> DuplicateReference:
+    return DuplicateReference(
+        f"reference {reference!r} was already used; the first request's money moved once",
+        reference=reference,
+    )
+
+
+def _detail(code: str, request: MoneyRequest) -> str:
+    return {
+        "not_found": f"wallet {request.wallet_id} not found",
+        "wallet_closed": f"wallet {request.wallet_id} is closed",
+        "wallet_frozen": f"wallet {request.wallet_id} is frozen; it takes no withdrawals",
+        "currency_mismatch": f"wallet {request.wallet_id} does not hold {request.currency}",
+        "insufficient_funds": (
+            f"wallet {request.wallet_id} has less than {request.amount} minor units available"
+        ),
+    }[code]
+
+
+async def list_transactions(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    wallet_id: uuid.UUID,
+    *,
+    kind: str | None,
+    starting_after: uuid.UUID | None,
+    limit: int,
+) -> Page[TransactionOut]:
+    if await repository.wallet_seq(conn, tenant_id, wallet_id) is None:
+        raise NotFound(f"wallet {wallet_id} not found")
+    before_seq = None
+    if starting_after is not None:
+        after = await ledger_repository.get_transaction(conn, tenant_id, starting_after)
+        if after is None or after.wallet_id != wallet_id:
+            raise NotFound(f"transaction {starting_after} not found")
+        before_seq = after.seq
+    rows = await ledger_repository.list_wallet_transactions(
+        conn, tenant_id, wallet_id, kind=kind, before_seq=before_seq, limit=limit + 1
+    )
+    page, has_more = split_page(list(rows), limit)
+    return Page[TransactionOut](
+        data=[TransactionOut.from_row(row) for row in page], has_more=has_more
+    )
+
+
+async def get_transaction(
+    conn: AsyncConnection, tenant_id: uuid.UUID, transaction_id: uuid.UUID
+) -> TransactionOut:
+    row = await ledger_repository.get_transaction(conn, tenant_id, transaction_id)
+    if row is None:
+        raise NotFound(f"transaction {transaction_id} not found")
+    return TransactionOut.from_row(row)
