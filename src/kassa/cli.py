@@ -298,8 +298,7 @@ def verify(
     for problem in report.problems:
         typer.echo(f"MISMATCH {problem}")
     summary = (
-        f"{report.accounts} accounts, {report.transactions} transactions, "
-        f"{report.entries} entries"
+        f"{report.accounts} accounts, {report.transactions} transactions, {report.entries} entries"
     )
     if report.problems:
         typer.echo(f"kassa verify: FAILED: {len(report.problems)} problem(s) in {summary}")

@@ -35,7 +35,9 @@ async def key_by_prefix(conn: AsyncConnection, prefix: str) -> Row[Any] | None:
 async def list_keys(conn: AsyncConnection, tenant_id: uuid.UUID) -> Sequence[Row[Any]]:
     return (
         await conn.execute(
-            select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at)
+            select(api_keys)
+            .where(api_keys.c.tenant_id == tenant_id)
+            .order_by(api_keys.c.created_at)
         )
     ).all()
 

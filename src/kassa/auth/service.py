@@ -131,6 +131,7 @@ async def create_key(
 
 async def revoke_key(conn: AsyncConnection, key_id_or_prefix: str, now: datetime) -> Row[Any]:
     row = None
+    key_uuid: uuid.UUID | None
     try:
         key_uuid = uuid.UUID(key_id_or_prefix)
     except ValueError:

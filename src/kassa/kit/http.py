@@ -88,9 +88,7 @@ def validate(model: type[ModelT], data: Any) -> ModelT:
         errors = field_errors(error)
         if any(item["code"] == "invalid_amount" for item in errors):
             raise InvalidAmount(errors[0]["message"], errors=errors) from None
-        raise ValidationFailed(
-            "the request body has invalid fields", errors=errors
-        ) from None
+        raise ValidationFailed("the request body has invalid fields", errors=errors) from None
 
 
 async def parse_body(request: Request, model: type[ModelT], *, empty_ok: bool = False) -> ModelT:
@@ -113,6 +111,4 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
-    return Response(
-        model.model_dump_json(), status_code=status_code, media_type=JSON_MEDIA_TYPE
-    )
+    return Response(model.model_dump_json(), status_code=status_code, media_type=JSON_MEDIA_TYPE)

@@ -81,9 +81,7 @@ def major_to_minor(value: object, currency: str, field: str = "amount") -> int:
     exponent = currency_exponent(currency)
     if isinstance(value, bool):
         raise _refuse("must be a number", field)
-    if isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, Decimal):
+    if isinstance(value, int | Decimal):
         text = str(value)
     elif isinstance(value, str):
         text = value.strip()

@@ -73,8 +73,12 @@ async def _http_error(request: Request, error: Exception) -> Response:
         return problem_response(NotFound(f"no route for {request.url.path}"))
     if error.status_code == 405:
         return problem_response(MethodNotAllowed(f"{request.method} is not allowed here"))
-    body = problem_body("http_error", error.status_code, str(error.detail), str(error.detail), [], {})
-    return Response(orjson.dumps(body), status_code=error.status_code, media_type=PROBLEM_MEDIA_TYPE)
+    body = problem_body(
+        "http_error", error.status_code, str(error.detail), str(error.detail), [], {}
+    )
+    return Response(
+        orjson.dumps(body), status_code=error.status_code, media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 async def _bug(request: Request, error: Exception) -> Response:

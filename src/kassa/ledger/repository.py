@@ -211,7 +211,9 @@ async def resolve_hold(
     return result.first()
 
 
-async def get_hold(conn: AsyncConnection, tenant_id: uuid.UUID, hold_id: uuid.UUID) -> Row[Any] | None:
+async def get_hold(
+    conn: AsyncConnection, tenant_id: uuid.UUID, hold_id: uuid.UUID
+) -> Row[Any] | None:
     return (
         await conn.execute(
             select(holds).where(holds.c.id == hold_id, holds.c.tenant_id == tenant_id)

@@ -33,9 +33,9 @@ from typing import Any
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.kit.errors import NotFound
 from kassa.ledger import repository
 from kassa.ledger.errors import HoldNotOpen, InsufficientFunds, UnbalancedTransaction
-from kassa.kit.errors import NotFound
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,7 @@ accounts = Table(
     Column("held", BigInteger, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("wallet_id", "kind"),
-    CheckConstraint(
-        "kind IN ('cash', 'gift', 'funding', 'payouts_clearing', 'fees')", name="kind"
-    ),
+    CheckConstraint("kind IN ('cash', 'gift', 'funding', 'payouts_clearing', 'fees')", name="kind"),
     CheckConstraint(
         "(wallet_id IS NOT NULL) = (kind IN ('cash', 'gift'))", name="owner_matches_kind"
     ),
@@ -85,9 +83,7 @@ journal_transactions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("tenant_id", "reference"),
     CheckConstraint("amount > 0", name="amount_positive"),
-    CheckConstraint(
-        "kind IN ('deposit', 'gift', 'withdrawal', 'fee', 'reversal')", name="kind"
-    ),
+    CheckConstraint("kind IN ('deposit', 'gift', 'withdrawal', 'fee', 'reversal')", name="kind"),
     Index(None, "wallet_id", "seq"),
 )
 
@@ -125,6 +121,10 @@ holds = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("status IN ('open', 'captured', 'released', 'expired')", name="status"),
-    Index("ix_holds_open", "account_id", sqlite_where=text("status = 'open'"),
-          postgresql_where=text("status = 'open'")),
+    Index(
+        "ix_holds_open",
+        "account_id",
+        sqlite_where=text("status = 'open'"),
+        postgresql_where=text("status = 'open'"),
+    ),
 )

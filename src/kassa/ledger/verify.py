@@ -85,7 +85,9 @@ async def verify(conn: AsyncConnection, tenant_id: uuid.UUID | None = None) -> R
     stray = _scoped(
         select(e.c.id, t.c.id, e.c.account_id, e.c.currency, a.c.currency, a.c.tenant_id)
         .select_from(entries_of_tenant.outerjoin(a, a.c.id == e.c.account_id))
-        .where((a.c.id.is_(None)) | (a.c.currency != e.c.currency) | (a.c.tenant_id != t.c.tenant_id)),
+        .where(
+            (a.c.id.is_(None)) | (a.c.currency != e.c.currency) | (a.c.tenant_id != t.c.tenant_id)
+        ),
         t.c.tenant_id,
         tenant_id,
     )
@@ -142,7 +144,9 @@ async def verify(conn: AsyncConnection, tenant_id: uuid.UUID | None = None) -> R
         .subquery()
     )
     recorded = _scoped(
-        select(t.c.id, t.c.balance_before, t.c.balance_after, func.coalesce(wallet_moves.c.moved, 0))
+        select(
+            t.c.id, t.c.balance_before, t.c.balance_after, func.coalesce(wallet_moves.c.moved, 0)
+        )
         .select_from(t.outerjoin(wallet_moves, wallet_moves.c.transaction_seq == t.c.seq))
         .where(
             t.c.balance_after.is_not(None),

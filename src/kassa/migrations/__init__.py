@@ -37,4 +37,3 @@ async def current_revision(db: Database) -> str | None:
 
 def head_revision(database_url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-

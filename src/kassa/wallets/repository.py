@@ -41,11 +41,9 @@ async def insert_wallet(conn: AsyncConnection, values: dict[str, Any]) -> None:
 async def get_wallet(
     conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID
 ) -> Row[Any] | None:
-    return (
-        await conn.execute(
-            _wallet_view().where(wallets.c.tenant_id == tenant_id, wallets.c.id == wallet_id)
-        )
-    ).first()
+    statement = _wallet_view().where(wallets.c.tenant_id == tenant_id, wallets.c.id == wallet_id)
+    row: Row[Any] | None = (await conn.execute(statement)).first()
+    return row
 
 
 async def wallet_exists_for(
@@ -61,7 +59,9 @@ async def wallet_exists_for(
     return found is not None
 
 
-async def wallet_seq(conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID) -> int | None:
+async def wallet_seq(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID
+) -> int | None:
     seq = await conn.scalar(
         select(wallets.c.seq).where(wallets.c.tenant_id == tenant_id, wallets.c.id == wallet_id)
     )
@@ -85,7 +85,8 @@ async def list_wallets(
     if before_seq is not None:
         statement = statement.where(wallets.c.seq < before_seq)
     statement = statement.order_by(wallets.c.seq.desc()).limit(limit)
-    return (await conn.execute(statement)).all()
+    rows: Sequence[Row[Any]] = (await conn.execute(statement)).all()
+    return rows
 
 
 async def set_status(

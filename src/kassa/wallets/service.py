@@ -39,9 +39,7 @@ async def create_wallet(
     conn: AsyncConnection, tenant_id: uuid.UUID, body: NewWallet, now: datetime
 ) -> WalletOut:
     if await repository.wallet_exists_for(conn, tenant_id, body.customer_id, body.currency):
-        raise WalletExists(
-            f"customer {body.customer_id!r} already has a {body.currency} wallet"
-        )
+        raise WalletExists(f"customer {body.customer_id!r} already has a {body.currency} wallet")
     await ledger_repository.ensure_system_accounts(conn, tenant_id, body.currency, now)
     wallet_id = uuid.uuid4()
     for attempt in range(ALIAS_ATTEMPTS):
@@ -65,9 +63,7 @@ async def create_wallet(
             break
         except IntegrityError:
             # Either a concurrent twin took (customer, currency), or the random alias collided.
-            if await repository.wallet_exists_for(
-                conn, tenant_id, body.customer_id, body.currency
-            ):
+            if await repository.wallet_exists_for(conn, tenant_id, body.customer_id, body.currency):
                 raise WalletExists(
                     f"customer {body.customer_id!r} already has a {body.currency} wallet"
                 ) from None
@@ -229,7 +225,7 @@ async def move_money(
     return TransactionOut(
         id=transaction_id,
         wallet_id=request.wallet_id,
-        kind=movement.kind,  # type: ignore[arg-type]
+        kind=movement.kind,
         amount=request.amount,
         currency=currency,
         balance_before=balance_after - movement.sign * request.amount,
