@@ -34,8 +34,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.kit.errors import NotFound
+from kassa.kit.money import check_minor_units
 from kassa.ledger import repository
 from kassa.ledger.errors import HoldNotOpen, InsufficientFunds, UnbalancedTransaction
+from kassa.ledger.tables import SYSTEM_ACCOUNT_KINDS
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class HoldRequest:
 
 async def place_hold(conn: AsyncConnection, request: HoldRequest) -> uuid.UUID:
     """Reserve ``amount`` of a wallet's cash; ``InsufficientFunds`` if less is available."""
+    check_minor_units(request.amount)
     account = await repository.wallet_account(conn, request.tenant_id, request.wallet_id, "cash")
     if account is None:
         raise NotFound("wallet not found")
@@ -182,11 +185,12 @@ async def expire_hold(
 
 @dataclass(frozen=True)
 class Capture:
-    """Spend an open hold: ``legs`` say where the held money goes (they sum to its amount)."""
+    """Spend an open hold: ``destinations`` name the tenant's system accounts (by kind, in the
+    hold's currency) that receive the held money, and sum to the hold's amount."""
 
     tenant_id: uuid.UUID
     hold_id: uuid.UUID
-    destinations: list[tuple[int, int]]  # (system account id, amount)
+    destinations: list[tuple[str, int]]  # (system account kind, amount)
     now: datetime
     kind: str = "withdrawal"
     reference: str | None = None
@@ -205,7 +209,13 @@ async def capture_hold(conn: AsyncConnection, capture: Capture) -> Posted:
     if sum(amount for _, amount in capture.destinations) != hold.amount:
         raise UnbalancedTransaction("a capture must spend exactly the held amount")
     legs = [Leg(hold.account_id, -hold.amount, wallet=True, release_held=hold.amount)]
-    legs += [Leg(account_id, amount) for account_id, amount in capture.destinations]
+    for kind, amount in capture.destinations:
+        if kind not in SYSTEM_ACCOUNT_KINDS or amount <= 0:
+            raise UnbalancedTransaction(f"cannot capture {amount} into {kind!r}")
+        account_id = await repository.system_account_id(
+            conn, capture.tenant_id, hold.currency, kind
+        )
+        legs.append(Leg(account_id, amount))
     return await post(
         conn,
         Posting(
