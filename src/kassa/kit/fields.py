@@ -44,11 +44,22 @@ Currency = Annotated[
     AfterValidator(_currency),
     WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"}),
 ]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Description = Annotated[str, StringConstraints(max_length=1000)]
-Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; refuse it on every backend alike.
+    if "\x00" in value:
+        raise PydanticCustomError("invalid_character", "must not contain the NUL character")
+    return value
+
+
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
+Description = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
+Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
+MetadataKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=40), AfterValidator(_no_nul)
+]
+MetadataValue = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     Field(max_length=50, description="up to 50 string keys (40 chars) with string values"),

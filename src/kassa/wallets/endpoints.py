@@ -48,8 +48,8 @@ async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
 async def list_wallets(
     request: Request,
     principal: WalletsRead,
-    customer_id: Annotated[str | None, Query(max_length=255)] = None,
-    currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+    customer_id: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
+    currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:

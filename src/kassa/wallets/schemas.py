@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import Row
 
 from kassa.kit.fields import (
@@ -50,8 +51,17 @@ class WithdrawalIn(Body):
     metadata: Metadata = Field(default_factory=dict)
 
 
+def _representable_in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_out_of_range", "must be before the year 10000 in UTC"
+        ) from None
+
+
 class FreezeIn(Body):
-    until: AwareDatetime | None = Field(
+    until: Annotated[AwareDatetime, AfterValidator(_representable_in_utc)] | None = Field(
         default=None, description="frozen until this moment; without it, until unfrozen"
     )
     reason: Text255 | None = None
