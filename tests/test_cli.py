@@ -91,7 +91,7 @@ async def in_process(fresh_database_url: str) -> AsyncIterator[httpx.AsyncClient
     """The app in this process on the fresh database, checking keys on every request."""
     app = create_app(Settings(database_url=fresh_database_url, auth_cache_seconds=0))
     async with (
-        app.router.lifespan_context(app),
+        app.lifespan(),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://kassa.test"
         ) as client,

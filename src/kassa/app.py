@@ -17,6 +17,7 @@ from kassa.kit.problem import install_problem_handlers
 from kassa.ops import router as ops_router
 from kassa.state import AppState
 from kassa.wallets.endpoints import router as wallets_router
+from kassa.wallets.hotpath import HotPath
 
 DESCRIPTION = """
 Kassa keeps customers' money in wallets on a double-entry ledger and pays it out.
@@ -26,7 +27,7 @@ documents with a stable `code`.
 """
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> HotPath:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings.database_url, pool_size=settings.pool_size)
@@ -55,4 +56,4 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(wallets_router)
-    return app
+    return HotPath(app, state)

@@ -89,7 +89,7 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
     """Start the HTTP API (the SQLite default migrates itself first)."""
-    import uvicorn
+    from kassa import serving
 
     settings = _settings()
     _prepare(settings)
@@ -100,17 +100,10 @@ def serve(
         f" with {workers} worker(s)",
         err=True,
     )
-    uvicorn.run(
-        "kassa.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=access_log,
-        log_level="warning",
-    )
+    try:
+        serving.run(host=host, port=port, workers=workers, access_log=access_log)
+    except OSError as error:
+        _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
 
 
 def _check_migrated(settings: Settings) -> None:

@@ -25,7 +25,7 @@ async def local_api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(database_url=database_url, auth_cache_seconds=0), clock=clock)
     async with (
-        app.router.lifespan_context(app),
+        app.lifespan(),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://kassa.test",

@@ -91,13 +91,16 @@ def validate(model: type[ModelT], data: Any) -> ModelT:
         raise ValidationFailed("the request body has invalid fields", errors=errors) from None
 
 
-async def parse_body(request: Request, model: type[ModelT], *, empty_ok: bool = False) -> ModelT:
-    body = await read_body(request)
+def parse_json(body: bytes, model: type[ModelT], *, empty_ok: bool = False) -> ModelT:
     if not body.strip():
         if not empty_ok:
             raise MalformedJson("the request needs a JSON body")
         return validate(model, {})
     return validate(model, loads(body))
+
+
+async def parse_body(request: Request, model: type[ModelT], *, empty_ok: bool = False) -> ModelT:
+    return parse_json(await read_body(request), model, empty_ok=empty_ok)
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -39,12 +39,26 @@ def problem_body(
     return body
 
 
-def problem_response(error: KassaError, headers: dict[str, str] | None = None) -> Response:
-    body = problem_body(
-        error.code, error.status, error.title, error.detail, error.errors, error.extra
+def problem_json(error: KassaError) -> bytes:
+    return orjson.dumps(
+        problem_body(error.code, error.status, error.title, error.detail, error.errors, error.extra)
     )
+
+
+def internal_error_body() -> bytes:
+    return orjson.dumps(
+        problem_body(
+            "internal_error", 500, "Internal error", "Kassa hit a bug; it was logged.", [], {}
+        )
+    )
+
+
+def problem_response(error: KassaError, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        orjson.dumps(body), status_code=error.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        problem_json(error),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
     )
 
 
@@ -83,10 +97,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _bug(request: Request, error: Exception) -> Response:
     log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=error)
-    body = problem_body(
-        "internal_error", 500, "Internal error", "Kassa hit a bug; it was logged.", [], {}
-    )
-    return Response(orjson.dumps(body), status_code=500, media_type=PROBLEM_MEDIA_TYPE)
+    return Response(internal_error_body(), status_code=500, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kassa.auth.deps import WalletsRead, WalletsWrite, WithdrawalsWrite
-from kassa.kit.http import body_schema, json_response, parse_body
+from kassa.auth.service import Principal
+from kassa.kit.http import body_schema, json_response, parse_body, parse_json, read_body
 from kassa.kit.ids import parse_id
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.ledger.schemas import TransactionKind, TransactionOut
-from kassa.state import app_state
+from kassa.state import AppState, app_state
 from kassa.wallets import service
 from kassa.wallets.schemas import DepositIn, FreezeIn, NewWallet, WalletOut, WithdrawalIn
 
@@ -78,16 +79,18 @@ async def get_wallet(request: Request, wallet_id: str, principal: WalletsRead) -
     return json_response(wallet)
 
 
-@router.post(
-    "/wallets/{wallet_id}/deposits",
-    openapi_extra=body_schema(DepositIn),
-    **_doc(TransactionOut, 201, 404, 409, 422),
-)
-async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
-    body = await parse_body(request, DepositIn)
-    state = app_state(request)
-    movement = service.GIFT if body.kind == "gift" else service.DEPOSIT
-    transaction = await service.move_money(
+async def post_money(
+    state: AppState, principal: Principal, movement: service.Movement, wallet_id: str, raw: bytes
+) -> TransactionOut:
+    """A deposit or an immediate withdrawal from its raw body; shared with ``hotpath``."""
+    body: DepositIn | WithdrawalIn
+    if movement is service.WITHDRAWAL:
+        body = parse_json(raw, WithdrawalIn)
+    else:
+        body = parse_json(raw, DepositIn)
+        if body.kind == "gift":
+            movement = service.GIFT
+    return await service.move_money(
         state.db,
         movement,
         service.MoneyRequest(
@@ -101,6 +104,18 @@ async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> 
         ),
         state.clock.now(),
     )
+
+
+# Served by ``kassa.wallets.hotpath`` before FastAPI sees them; these routes document them and
+# answer the same way should a request reach them.
+@router.post(
+    "/wallets/{wallet_id}/deposits",
+    openapi_extra=body_schema(DepositIn),
+    **_doc(TransactionOut, 201, 404, 409, 422),
+)
+async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
+    raw = await read_body(request)
+    transaction = await post_money(app_state(request), principal, service.DEPOSIT, wallet_id, raw)
     return json_response(transaction, 201)
 
 
@@ -112,22 +127,9 @@ async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> 
 async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite) -> Response:
     """An immediate withdrawal: the wallet is debited at once, to the tenant's payouts
     clearing account."""
-    body = await parse_body(request, WithdrawalIn)
+    raw = await read_body(request)
     state = app_state(request)
-    transaction = await service.move_money(
-        state.db,
-        service.WITHDRAWAL,
-        service.MoneyRequest(
-            principal.tenant_id,
-            parse_id(wallet_id, "wallet"),
-            body.amount,
-            body.currency,
-            body.reference,
-            body.description,
-            body.metadata,
-        ),
-        state.clock.now(),
-    )
+    transaction = await post_money(state, principal, service.WITHDRAWAL, wallet_id, raw)
     return json_response(transaction, 201)
 
 

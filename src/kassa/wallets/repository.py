@@ -1,14 +1,11 @@
-"""SQL of the wallets domain. ``post_wallet_pg`` is the PostgreSQL hot path: one statement."""
+"""SQL of the wallets domain (the PostgreSQL hot path is in ``kassa.wallets.batcher``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-import asyncpg
-import orjson
 from sqlalchemy import Select, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -100,53 +97,3 @@ async def set_status(
         .where(wallets.c.tenant_id == tenant_id, wallets.c.id == wallet_id)
         .values(values)
     )
-
-
-POST_WALLET_SQL = (
-    "SELECT o_currency, o_balance_after FROM kassa_post_wallet("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)"
-)
-
-
-async def post_wallet_pg(
-    pool: asyncpg.Pool,
-    *,
-    tenant_id: uuid.UUID,
-    wallet_id: uuid.UUID,
-    account_kind: str,
-    sign: int,
-    amount: int,
-    currency: str | None,
-    counter_kind: str,
-    transaction_id: uuid.UUID,
-    transaction_kind: str,
-    reference: str | None,
-    description: str | None,
-    metadata: dict[str, str],
-    now: datetime,
-    refuse_frozen: bool,
-) -> tuple[str, int]:
-    """One deposit or immediate withdrawal on PostgreSQL, as one prepared statement.
-
-    Raises ``asyncpg.RaiseError`` (sqlstate ``KS4xx``, message = error code) or
-    ``asyncpg.UniqueViolationError`` for a repeated reference; the caller maps them.
-    """
-    row = await pool.fetchrow(
-        POST_WALLET_SQL,
-        tenant_id,
-        wallet_id,
-        account_kind,
-        sign,
-        amount,
-        currency,
-        counter_kind,
-        transaction_id,
-        transaction_kind,
-        reference,
-        description,
-        orjson.dumps(metadata).decode(),
-        now,
-        refuse_frozen,
-    )
-    assert row is not None
-    return row[0], row[1]

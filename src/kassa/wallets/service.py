@@ -1,15 +1,17 @@
 """Wallets: creation, reads, freezing, closing, and money in and out.
 
-Deposits and immediate withdrawals are the hot path. On PostgreSQL each is one statement
-(``kassa_post_wallet``, see migration 0002), which keeps the wallet's row lock for the shortest
-time; on SQLite each is one ``BEGIN IMMEDIATE`` transaction running the same rules through the
-ledger service. The same test suite runs against both.
+Deposits and immediate withdrawals are the hot path. On PostgreSQL they go through the
+process's group commit (``kassa.wallets.batcher``): concurrent requests share one statement
+(``kassa_post_wallets``, migration 0003) and one commit, and each succeeds or fails on its own.
+On SQLite each is one ``BEGIN IMMEDIATE`` transaction running the same rules through the ledger
+service. The same test suite runs against both.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +27,7 @@ from kassa.ledger import service as ledger
 from kassa.ledger.errors import CurrencyMismatch, DuplicateReference, InsufficientFunds
 from kassa.ledger.schemas import TransactionOut
 from kassa.wallets import repository
+from kassa.wallets.batcher import Batcher, Posting
 from kassa.wallets.errors import WalletClosed, WalletExists, WalletFrozen, WalletNotEmpty
 from kassa.wallets.schemas import FreezeIn, NewWallet, WalletOut, effective_status
 
@@ -238,6 +241,17 @@ async def move_money(
     )
 
 
+# One group commit per database (so per process) and its current hot-path pool.
+_batchers: weakref.WeakKeyDictionary[Database, Batcher] = weakref.WeakKeyDictionary()
+
+
+def _batcher(db: Database) -> Batcher:
+    batcher = _batchers.get(db)
+    if batcher is None or batcher.pool is not db.pool:
+        batcher = _batchers[db] = Batcher(db.pool, slots=db.pool_size)
+    return batcher
+
+
 async def _move_money_pg(
     db: Database,
     movement: Movement,
@@ -246,31 +260,36 @@ async def _move_money_pg(
     now: datetime,
 ) -> tuple[str, int]:
     try:
-        return await repository.post_wallet_pg(
-            db.pool,
-            tenant_id=request.tenant_id,
-            wallet_id=request.wallet_id,
-            account_kind=movement.account_kind,
-            sign=movement.sign,
-            amount=request.amount,
-            currency=request.currency,
-            counter_kind=movement.counter_kind,
-            transaction_id=transaction_id,
-            transaction_kind=movement.kind,
-            reference=request.reference,
-            description=request.description,
-            metadata=request.metadata,
-            now=now,
-            refuse_frozen=movement.refuse_frozen,
+        posted = await _batcher(db).post(
+            Posting(
+                tenant_id=request.tenant_id,
+                wallet_id=request.wallet_id,
+                account_kind=movement.account_kind,
+                sign=movement.sign,
+                amount=request.amount,
+                currency=request.currency,
+                counter_kind=movement.counter_kind,
+                transaction_id=transaction_id,
+                transaction_kind=movement.kind,
+                reference=request.reference,
+                description=request.description,
+                metadata=request.metadata,
+                now=now,
+                refuse_frozen=movement.refuse_frozen,
+            )
         )
     except asyncpg.UniqueViolationError as error:
+        # A concurrent request took the reference between the function's check and its insert.
         if error.constraint_name == "uq_journal_transactions_tenant_id_reference":
             raise _duplicate(request.reference) from None
         raise
-    except asyncpg.PostgresError as error:
-        if not (error.sqlstate or "").startswith("KS"):
-            raise
-        raise _PG_ERRORS[str(error.args[0])](_detail(str(error.args[0]), request)) from None
+    if posted.error == "duplicate_reference":
+        raise _duplicate(request.reference)
+    if posted.error is not None:
+        raise _PG_ERRORS[posted.error](_detail(posted.error, request))
+    assert posted.currency is not None
+    assert posted.balance_after is not None
+    return posted.currency, posted.balance_after
 
 
 async def _move_money_core(
