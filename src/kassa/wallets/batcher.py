@@ -130,6 +130,12 @@ class Batcher:
             # One lock order for every batch: by wallet, then in arrival order (sort is stable).
             batch.sort(key=lambda w: w.posting.wallet_id.bytes)
             await self._post(batch)
+        except BaseException as error:
+            # Whatever went wrong, no request may wait forever: settle those still waiting.
+            for waiting in batch:
+                _settle(waiting.future, error=error)
+            if not isinstance(error, Exception):
+                raise
         finally:
             self._busy -= 1
             if self._waiting and self._may_send():
