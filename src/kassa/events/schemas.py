@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Row
 
 from kassa.ledger.schemas import Timestamp
 
+EventType = Literal[
+    "wallet.created",
+    "wallet.credited",
+    "wallet.debited",
+    "wallet.frozen",
+    "wallet.unfrozen",
+    "wallet.closed",
+]
+
 
 class EventOut(BaseModel):
     id: uuid.UUID
-    type: str
+    type: EventType
     created_at: Timestamp
     data: dict[str, Any]
 

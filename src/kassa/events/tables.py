@@ -8,15 +8,6 @@ from sqlalchemy import Column, Index, String, Table, Uuid
 
 from kassa.kit.db import JsonObject, SeqKey, UtcDateTime, metadata
 
-EVENT_TYPES = (
-    "wallet.created",
-    "wallet.credited",
-    "wallet.debited",
-    "wallet.frozen",
-    "wallet.unfrozen",
-    "wallet.closed",
-)
-
 events = Table(
     "events",
     metadata,

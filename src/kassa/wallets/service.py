@@ -230,7 +230,6 @@ async def move_money(
     ``wallet.credited`` or ``wallet.debited`` event."""
     transaction_id = uuid.uuid4()
     if db.backend is Backend.POSTGRESQL:
-        # TODO(issue 3): kassa_post_wallets must write the event in the same statement.
         currency, balance_after = await _move_money_pg(db, movement, request, transaction_id, now)
         return _transaction_out(movement, request, transaction_id, currency, balance_after, now)
     async with db.write() as conn:
@@ -306,6 +305,11 @@ async def _move_money_pg(
                 metadata=request.metadata,
                 now=now,
                 refuse_frozen=movement.refuse_frozen,
+                event_id=uuid.uuid4(),
+                event_type=_EVENTS[movement.sign],
+                event_data=_transaction_out(
+                    movement, request, transaction_id, "", 0, now
+                ).model_dump_json(),
             )
         )
     except asyncpg.UniqueViolationError as error:
