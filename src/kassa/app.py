@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from kassa import __version__
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
+from kassa.events.endpoints import router as events_router
 from kassa.kit.clock import Clock, SystemClock
 from kassa.kit.db import Database
 from kassa.kit.logging import configure_logging
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(wallets_router)
+    app.include_router(events_router)
     return HotPath(app, state)

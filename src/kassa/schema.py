@@ -1,6 +1,7 @@
 """Every table of Kassa on one ``MetaData``, for migrations and for ``kassa verify``."""
 
 from kassa.auth.tables import api_keys, tenants
+from kassa.events.tables import events
 from kassa.kit.db import metadata
 from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
 from kassa.wallets.tables import wallets
@@ -8,6 +9,7 @@ from kassa.wallets.tables import wallets
 __all__ = [
     "accounts",
     "api_keys",
+    "events",
     "holds",
     "journal_entries",
     "journal_transactions",

@@ -11,8 +11,10 @@ from dataclasses import replace
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 
 from kassa import migrations
+from kassa.events.tables import events
 from kassa.kit.clock import SystemClock
 from kassa.kit.db import Backend, Database
 from kassa.kit.errors import KassaError
@@ -152,6 +154,9 @@ async def test_a_batch_the_database_refuses_is_posted_again_item_by_item(pg_url:
                 metadata={},
                 now=SystemClock().now(),
                 refuse_frozen=True,
+                event_id=uuid.uuid4(),
+                event_type="wallet.debited",
+                event_data="{}",
             )
 
         # The first goes alone; the next four wait for it and go as one statement, which the
@@ -174,5 +179,15 @@ async def test_a_batch_the_database_refuses_is_posted_again_item_by_item(pg_url:
             report = await verify(conn, tenant.tenant_id)
         assert report.ok, report.problems
         assert report.transactions == 1 + 4
+        async with db.read() as conn:
+            types = (
+                await conn.scalars(
+                    select(events.c.type)
+                    .where(events.c.tenant_id == tenant.tenant_id)
+                    .order_by(events.c.seq)
+                )
+            ).all()
+        # The refused item wrote no event; every posted one wrote its own.
+        assert types == ["wallet.created", "wallet.credited"] + ["wallet.debited"] * 4
     finally:
         await db.close()

@@ -42,3 +42,4 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
 WalletsRead = Annotated[Principal, Depends(require("wallets:read"))]
 WalletsWrite = Annotated[Principal, Depends(require("wallets:write"))]
 WithdrawalsWrite = Annotated[Principal, Depends(require("withdrawals:write"))]
+EventsRead = Annotated[Principal, Depends(require("events:read"))]

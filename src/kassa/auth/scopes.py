@@ -4,6 +4,7 @@ SCOPES: dict[str, str] = {
     "wallets:read": "read wallets and their transactions",
     "wallets:write": "create, deposit to, withdraw from, freeze, unfreeze and close wallets",
     "withdrawals:write": "immediate withdrawals only (a narrower grant than wallets:write)",
+    "events:read": "read events (every state change, as webhooks send them)",
 }
 
 ALL_SCOPES = frozenset(SCOPES)

@@ -27,7 +27,7 @@ import orjson
 
 POST_WALLETS_SQL = (
     "SELECT o_error, o_currency, o_balance_after FROM kassa_post_wallets("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
 
 
@@ -49,6 +49,10 @@ class Posting:
     metadata: dict[str, str]
     now: datetime
     refuse_frozen: bool
+    event_id: uuid.UUID
+    event_type: str
+    # The event's data as JSON, but for the currency and balances, which the database adds.
+    event_data: str
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ def _arguments(postings: Sequence[Posting]) -> list[object]:
         [orjson.dumps(p.metadata).decode() for p in postings],
         [p.now for p in postings],
         [p.refuse_frozen for p in postings],
+        [p.event_id for p in postings],
+        [p.event_type for p in postings],
+        [p.event_data for p in postings],
     ]
 
 

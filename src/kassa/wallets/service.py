@@ -19,6 +19,7 @@ import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.events import service as events
 from kassa.kit.db import Backend, Database
 from kassa.kit.errors import KassaError, NotFound, ValidationFailed
 from kassa.kit.pagination import Page, split_page
@@ -73,7 +74,16 @@ async def create_wallet(
             if attempt == ALIAS_ATTEMPTS - 1:
                 raise
     await ledger_repository.create_wallet_accounts(conn, tenant_id, wallet_id, body.currency, now)
-    return await get_wallet(conn, tenant_id, wallet_id, now)
+    return await _changed(conn, tenant_id, wallet_id, "wallet.created", now)
+
+
+async def _changed(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, event: str, now: datetime
+) -> WalletOut:
+    """The wallet after a change, with the change's event written in the same transaction."""
+    wallet = await get_wallet(conn, tenant_id, wallet_id, now)
+    await events.record(conn, tenant_id, event, wallet, now)
+    return wallet
 
 
 async def get_wallet(
@@ -134,7 +144,7 @@ async def freeze(
             "updated_at": now,
         },
     )
-    return await get_wallet(conn, tenant_id, wallet_id, now)
+    return await _changed(conn, tenant_id, wallet_id, "wallet.frozen", now)
 
 
 async def unfreeze(
@@ -149,7 +159,7 @@ async def unfreeze(
         wallet_id,
         {"status": "active", "frozen_until": None, "freeze_reason": None, "updated_at": now},
     )
-    return await get_wallet(conn, tenant_id, wallet_id, now)
+    return await _changed(conn, tenant_id, wallet_id, "wallet.unfrozen", now)
 
 
 async def close(
@@ -174,7 +184,7 @@ async def close(
         wallet_id,
         {"status": "closed", "frozen_until": None, "updated_at": now},
     )
-    return await get_wallet(conn, tenant_id, wallet_id, now)
+    return await _changed(conn, tenant_id, wallet_id, "wallet.closed", now)
 
 
 @dataclass(frozen=True)
@@ -216,15 +226,34 @@ _PG_ERRORS: dict[str, type[KassaError]] = {
 async def move_money(
     db: Database, movement: Movement, request: MoneyRequest, now: datetime
 ) -> TransactionOut:
-    """Deposit into or withdraw from a wallet at once, as one atomic unit of work."""
+    """Deposit into or withdraw from a wallet at once, as one atomic unit of work, with its
+    ``wallet.credited`` or ``wallet.debited`` event."""
     transaction_id = uuid.uuid4()
     if db.backend is Backend.POSTGRESQL:
         currency, balance_after = await _move_money_pg(db, movement, request, transaction_id, now)
-    else:
-        async with db.write() as conn:
-            currency, balance_after = await _move_money_core(
-                conn, movement, request, transaction_id, now
-            )
+        return _transaction_out(movement, request, transaction_id, currency, balance_after, now)
+    async with db.write() as conn:
+        currency, balance_after = await _move_money_core(
+            conn, movement, request, transaction_id, now
+        )
+        transaction = _transaction_out(
+            movement, request, transaction_id, currency, balance_after, now
+        )
+        await events.record(conn, request.tenant_id, _EVENTS[movement.sign], transaction, now)
+    return transaction
+
+
+_EVENTS = {1: "wallet.credited", -1: "wallet.debited"}
+
+
+def _transaction_out(
+    movement: Movement,
+    request: MoneyRequest,
+    transaction_id: uuid.UUID,
+    currency: str,
+    balance_after: int,
+    now: datetime,
+) -> TransactionOut:
     return TransactionOut(
         id=transaction_id,
         wallet_id=request.wallet_id,
@@ -276,6 +305,11 @@ async def _move_money_pg(
                 metadata=request.metadata,
                 now=now,
                 refuse_frozen=movement.refuse_frozen,
+                event_id=uuid.uuid4(),
+                event_type=_EVENTS[movement.sign],
+                event_data=_transaction_out(
+                    movement, request, transaction_id, "", 0, now
+                ).model_dump_json(),
             )
         )
     except asyncpg.UniqueViolationError as error:

@@ -1,0 +1,57 @@
+"""``/v1/events``: what changed, newest first, as webhooks send it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from kassa.auth.deps import EventsRead
+from kassa.events import service
+from kassa.events.schemas import EventOut, EventType
+from kassa.kit.http import json_response
+from kassa.kit.ids import parse_id
+from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
+from kassa.kit.problem import PROBLEM_MEDIA_TYPE
+from kassa.state import app_state
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+def _doc(model: Any, *problems: int) -> dict[str, Any]:
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {"model": model},
+            **{
+                status: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
+                for status in (401, 403, *problems)
+            },
+        },
+    }
+
+
+@router.get("/events", **_doc(Page[EventOut], 404, 422))
+async def list_events(
+    request: Request,
+    principal: EventsRead,
+    type: Annotated[EventType | None, Query(description="only events of this type")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    starting_after: StartingAfter = None,
+) -> Response:
+    state = app_state(request)
+    after = parse_id(starting_after, "event") if starting_after else None
+    async with state.db.read() as conn:
+        page = await service.list_events(
+            conn, principal.tenant_id, type_=type, starting_after=after, limit=limit
+        )
+    return json_response(page)
+
+
+@router.get("/events/{event_id}", **_doc(EventOut, 404))
+async def get_event(request: Request, event_id: str, principal: EventsRead) -> Response:
+    state = app_state(request)
+    async with state.db.read() as conn:
+        event = await service.get_event(conn, principal.tenant_id, parse_id(event_id, "event"))
+    return json_response(event)
