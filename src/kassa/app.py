@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from kassa import __version__
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
+from kassa.idempotency import service as idempotency
 from kassa.kit.clock import Clock, SystemClock
 from kassa.kit.db import Database
 from kassa.kit.logging import configure_logging
@@ -20,12 +25,30 @@ from kassa.state import AppState
 from kassa.wallets.endpoints import router as wallets_router
 from kassa.wallets.hotpath import HotPath
 
+log = structlog.get_logger("kassa.app")
+
 DESCRIPTION = """
 Kassa keeps customers' money in wallets on a double-entry ledger and pays it out.
 Amounts are integers in the currency's minor units. Authenticate with
 `Authorization: Bearer <API key>`; errors are RFC 9457 `application/problem+json`
 documents with a stable `code`.
 """
+
+
+SWEEP_EVERY_SECONDS = 600
+
+
+async def _sweep_idempotency_keys(state: AppState) -> None:
+    """Delete expired idempotency keys now and then (each worker does; deleting twice is
+    harmless). A failed sweep is logged and tried again next time."""
+    while True:
+        try:
+            swept = await idempotency.sweep(state.db, state.clock.now())
+            if swept:
+                log.info("idempotency_keys_swept", count=swept)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("idempotency_sweep_failed", error=str(error))
+        await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> HotPath:
@@ -42,9 +65,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
+        sweeper = asyncio.create_task(_sweep_idempotency_keys(state))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await db.close()
 
     app = FastAPI(

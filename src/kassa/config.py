@@ -15,6 +15,7 @@ class Settings:
     auth_cache_seconds: float = 5.0
     log_level: str = "info"
     log_format: str = "console"
+    idempotency_ttl_hours: float = 24.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -25,4 +26,5 @@ class Settings:
             auth_cache_seconds=float(env.get("KASSA_AUTH_CACHE_SECONDS", "5")),
             log_level=env.get("KASSA_LOG_LEVEL", "info"),
             log_format=env.get("KASSA_LOG_FORMAT", "console"),
+            idempotency_ttl_hours=float(env.get("KASSA_IDEMPOTENCY_TTL_HOURS", "24")),
         )

@@ -2,6 +2,7 @@
 
 from kassa.auth.tables import api_keys, tenants
 from kassa.events.tables import events
+from kassa.idempotency.tables import idempotency_keys
 from kassa.kit.db import metadata
 from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
 from kassa.wallets.tables import wallets
@@ -11,6 +12,7 @@ __all__ = [
     "api_keys",
     "events",
     "holds",
+    "idempotency_keys",
     "journal_entries",
     "journal_transactions",
     "metadata",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth.deps import WalletsRead, WalletsWrite, WithdrawalsWrite
 from kassa.auth.service import Principal
-from kassa.kit.http import body_schema, json_response, parse_body, parse_json, read_body
+from kassa.idempotency import service as idempotency
+from kassa.kit.db import Backend
+from kassa.kit.http import JSON_MEDIA_TYPE, body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.kit.problem import PROBLEM_MEDIA_TYPE
@@ -38,11 +44,43 @@ def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
 
 @router.post("/wallets", openapi_extra=body_schema(NewWallet), **_doc(WalletOut, 201, 409, 422))
 async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
-    body = await parse_body(request, NewWallet)
-    state = app_state(request)
-    async with state.db.write() as conn:
-        wallet = await service.create_wallet(conn, principal.tenant_id, body, state.clock.now())
-    return json_response(wallet, 201)
+    raw = await read_body(request)
+    body = parse_json(raw, NewWallet)
+    state, now = app_state(request), app_state(request).clock.now()
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 201, await service.create_wallet(conn, principal.tenant_id, body, now)
+
+    return await _answer(request, state, principal, raw, now, work)
+
+
+async def _answer(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    raw: bytes,
+    now: datetime,
+    work: idempotency.Work,
+) -> Response:
+    """Run a change's unit of work, with its Idempotency-Key if the request has one."""
+    key = idempotency.key_for(
+        principal.tenant_id,
+        request.headers.get(idempotency.HEADER),
+        request.method,
+        request.url.path,
+        raw,
+    )
+    ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
+    return answer_response(await idempotency.run(state.db, key, work, now, ttl))
+
+
+def answer_response(answer: idempotency.Answer) -> Response:
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type=answer.media_type,
+        headers=dict(answer.headers),
+    )
 
 
 @router.get("/wallets", **_doc(Page[WalletOut], 200, 404, 422))
@@ -80,9 +118,18 @@ async def get_wallet(request: Request, wallet_id: str, principal: WalletsRead) -
 
 
 async def post_money(
-    state: AppState, principal: Principal, movement: service.Movement, wallet_id: str, raw: bytes
-) -> TransactionOut:
-    """A deposit or an immediate withdrawal from its raw body; shared with ``hotpath``."""
+    state: AppState,
+    principal: Principal,
+    movement: service.Movement,
+    wallet_id: str,
+    raw: bytes,
+    key_header: str | None,
+    path: str,
+) -> idempotency.Answer:
+    """A deposit or an immediate withdrawal from its raw body; shared with ``hotpath``.
+
+    Without an Idempotency-Key, PostgreSQL takes it through the group commit; with one (and on
+    SQLite) it is one unit of work that stores its answer with it."""
     body: DepositIn | WithdrawalIn
     if movement is service.WITHDRAWAL:
         body = parse_json(raw, WithdrawalIn)
@@ -90,20 +137,26 @@ async def post_money(
         body = parse_json(raw, DepositIn)
         if body.kind == "gift":
             movement = service.GIFT
-    return await service.move_money(
-        state.db,
-        movement,
-        service.MoneyRequest(
-            principal.tenant_id,
-            parse_id(wallet_id, "wallet"),
-            body.amount,
-            body.currency,
-            body.reference,
-            body.description,
-            body.metadata,
-        ),
-        state.clock.now(),
+    money = service.MoneyRequest(
+        principal.tenant_id,
+        parse_id(wallet_id, "wallet"),
+        body.amount,
+        body.currency,
+        body.reference,
+        body.description,
+        body.metadata,
     )
+    key = idempotency.key_for(principal.tenant_id, key_header, "POST", path, raw)
+    now = state.clock.now()
+    if key is None and state.db.backend is Backend.POSTGRESQL:
+        transaction = await service.move_money(state.db, movement, money, now)
+        return idempotency.Answer(201, JSON_MEDIA_TYPE, transaction.model_dump_json().encode())
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 201, await service.move_money_in(conn, movement, money, now)
+
+    ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
+    return await idempotency.run(state.db, key, work, now, ttl)
 
 
 # Served by ``kassa.wallets.hotpath`` before FastAPI sees them; these routes document them and
@@ -114,9 +167,18 @@ async def post_money(
     **_doc(TransactionOut, 201, 404, 409, 422),
 )
 async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
+    return await _post_money(request, principal, service.DEPOSIT, wallet_id)
+
+
+async def _post_money(
+    request: Request, principal: Principal, movement: service.Movement, wallet_id: str
+) -> Response:
     raw = await read_body(request)
-    transaction = await post_money(app_state(request), principal, service.DEPOSIT, wallet_id, raw)
-    return json_response(transaction, 201)
+    key_header = request.headers.get(idempotency.HEADER)
+    answer = await post_money(
+        app_state(request), principal, movement, wallet_id, raw, key_header, request.url.path
+    )
+    return answer_response(answer)
 
 
 @router.post(
@@ -127,10 +189,7 @@ async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> 
 async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite) -> Response:
     """An immediate withdrawal: the wallet is debited at once, to the tenant's payouts
     clearing account."""
-    raw = await read_body(request)
-    state = app_state(request)
-    transaction = await post_money(state, principal, service.WITHDRAWAL, wallet_id, raw)
-    return json_response(transaction, 201)
+    return await _post_money(request, principal, service.WITHDRAWAL, wallet_id)
 
 
 @router.post(
@@ -139,34 +198,41 @@ async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite
     **_doc(WalletOut, 200, 404, 409, 422),
 )
 async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
-    body = await parse_body(request, FreezeIn, empty_ok=True)
-    state = app_state(request)
-    async with state.db.write() as conn:
-        wallet = await service.freeze(
-            conn, principal.tenant_id, parse_id(wallet_id, "wallet"), body, state.clock.now()
-        )
-    return json_response(wallet)
+    raw = await read_body(request)
+    body = parse_json(raw, FreezeIn, empty_ok=True)
+    state, now, wallet = app_state(request), app_state(request).clock.now(), _wallet(wallet_id)
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 200, await service.freeze(conn, principal.tenant_id, wallet, body, now)
+
+    return await _answer(request, state, principal, raw, now, work)
 
 
 @router.post("/wallets/{wallet_id}/unfreeze", **_doc(WalletOut, 200, 404, 409))
 async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
-    state = app_state(request)
-    async with state.db.write() as conn:
-        wallet = await service.unfreeze(
-            conn, principal.tenant_id, parse_id(wallet_id, "wallet"), state.clock.now()
-        )
-    return json_response(wallet)
+    raw = await read_body(request)
+    state, now, wallet = app_state(request), app_state(request).clock.now(), _wallet(wallet_id)
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 200, await service.unfreeze(conn, principal.tenant_id, wallet, now)
+
+    return await _answer(request, state, principal, raw, now, work)
 
 
 @router.delete("/wallets/{wallet_id}", **_doc(WalletOut, 200, 404, 409))
 async def close_wallet(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     """Close a wallet whose balance, holds and gift balance are all zero; it stays readable."""
-    state = app_state(request)
-    async with state.db.write() as conn:
-        wallet = await service.close(
-            conn, principal.tenant_id, parse_id(wallet_id, "wallet"), state.clock.now()
-        )
-    return json_response(wallet)
+    raw = await read_body(request)
+    state, now, wallet = app_state(request), app_state(request).clock.now(), _wallet(wallet_id)
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 200, await service.close(conn, principal.tenant_id, wallet, now)
+
+    return await _answer(request, state, principal, raw, now, work)
+
+
+def _wallet(wallet_id: str) -> uuid.UUID:
+    return parse_id(wallet_id, "wallet")
 
 
 @router.get("/wallets/{wallet_id}/transactions", **_doc(Page[TransactionOut], 200, 404, 422))

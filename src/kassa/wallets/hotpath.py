@@ -21,7 +21,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from kassa.auth.deps import authorize
 from kassa.kit.errors import KassaError, PayloadTooLarge
-from kassa.kit.http import JSON_MEDIA_TYPE, MAX_BODY_BYTES
+from kassa.kit.http import MAX_BODY_BYTES
 from kassa.kit.problem import PROBLEM_MEDIA_TYPE, internal_error_body, problem_json
 from kassa.state import AppState
 from kassa.wallets import service
@@ -69,12 +69,15 @@ class HotPath:
         movement, scope_needed = _ROUTES[route]
         headers: list[tuple[bytes, bytes]] = []
         try:
-            authorization, declared = _headers(scope)
+            authorization, declared, key = _headers(scope)
             token = _bearer_token(authorization)
             principal = await authorize(self.state.authenticator, token, scope_needed)
             raw = await _read_body(receive, declared)
-            transaction = await post_money(self.state, principal, movement, wallet_id, raw)
-            status, media_type, body = 201, JSON_MEDIA_TYPE, transaction.model_dump_json().encode()
+            answer = await post_money(
+                self.state, principal, movement, wallet_id, raw, key, scope["path"]
+            )
+            status, media_type, body = answer.status, answer.media_type, answer.body
+            headers += [(name.encode(), value.encode()) for name, value in answer.headers]
         except _ClientGone:
             return
         except KassaError as error:
@@ -92,14 +95,17 @@ class HotPath:
         await send({"type": "http.response.body", "body": body})
 
 
-def _headers(scope: Scope) -> tuple[str | None, int | None]:
-    authorization = declared = None
+def _headers(scope: Scope) -> tuple[str | None, int | None, str | None]:
+    """Authorization, Content-Length and Idempotency-Key, read as Starlette reads them."""
+    authorization = declared = key = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
         elif name == b"content-length":
             declared = int(value) if value.isdigit() else None
-    return authorization, declared
+        elif name == b"idempotency-key":
+            key = value.decode("latin-1")
+    return authorization, declared, key
 
 
 def _bearer_token(authorization: str | None) -> str | None:

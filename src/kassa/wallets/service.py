@@ -227,19 +227,27 @@ async def move_money(
     db: Database, movement: Movement, request: MoneyRequest, now: datetime
 ) -> TransactionOut:
     """Deposit into or withdraw from a wallet at once, as one atomic unit of work, with its
-    ``wallet.credited`` or ``wallet.debited`` event."""
-    transaction_id = uuid.uuid4()
+    ``wallet.credited`` or ``wallet.debited`` event. On PostgreSQL through the group commit."""
     if db.backend is Backend.POSTGRESQL:
+        transaction_id = uuid.uuid4()
         currency, balance_after = await _move_money_pg(db, movement, request, transaction_id, now)
         return _transaction_out(movement, request, transaction_id, currency, balance_after, now)
     async with db.write() as conn:
-        currency, balance_after = await _move_money_core(
-            conn, movement, request, transaction_id, now
-        )
-        transaction = _transaction_out(
-            movement, request, transaction_id, currency, balance_after, now
-        )
-        await events.record(conn, request.tenant_id, _EVENTS[movement.sign], transaction, now)
+        return await move_money_in(conn, movement, request, now)
+
+
+async def move_money_in(
+    conn: AsyncConnection, movement: Movement, request: MoneyRequest, now: datetime
+) -> TransactionOut:
+    """The same, inside the caller's unit of work (on any backend)."""
+    if conn.dialect.name == "postgresql":
+        # Lock the wallet's accounts before reading its status, so a concurrent close is
+        # either seen or waits (SQLite's writers are serialised already).
+        await ledger_repository.lock_wallet_accounts(conn, request.tenant_id, request.wallet_id)
+    transaction_id = uuid.uuid4()
+    currency, balance_after = await _move_money_core(conn, movement, request, transaction_id, now)
+    transaction = _transaction_out(movement, request, transaction_id, currency, balance_after, now)
+    await events.record(conn, request.tenant_id, _EVENTS[movement.sign], transaction, now)
     return transaction
 
 

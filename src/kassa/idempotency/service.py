@@ -1,0 +1,150 @@
+"""Idempotency keys: the first completed answer to a request is stored with the work it did, in
+the same database transaction, and a retry with the same key gets that answer again.
+
+A key belongs to a tenant. The same key with the same method, path and body replays the stored
+answer byte for byte (``Idempotent-Replayed: true``); with anything else it is refused (422
+``idempotency_key_reused``). While the first request is in flight a second one is refused (409
+``idempotency_key_in_use``, safe to retry): on PostgreSQL a transaction-scoped advisory lock on
+the key says so; on SQLite every write is serialised, so the second waits and replays. Errors
+found while doing the work (insufficient funds, say) are answers too and are stored; a request
+refused while its body was parsed never reaches here and is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.idempotency.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+)
+from kassa.idempotency.tables import idempotency_keys
+from kassa.kit.db import Database
+from kassa.kit.errors import KassaError
+from kassa.kit.http import JSON_MEDIA_TYPE
+from kassa.kit.problem import PROBLEM_MEDIA_TYPE, problem_json
+
+HEADER = "idempotency-key"
+REPLAYED_HEADER = ("idempotent-replayed", "true")
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer as bytes, ready to send or to store."""
+
+    status: int
+    media_type: str
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Key:
+    tenant_id: Any
+    value: str
+    fingerprint: str
+
+
+def parse_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_KEY_LENGTH or not value.isprintable():
+        raise InvalidIdempotencyKey(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+        )
+    return value
+
+
+def key_for(tenant_id: Any, header: str | None, method: str, path: str, body: bytes) -> Key | None:
+    value = parse_key(header)
+    if value is None:
+        return None
+    return Key(tenant_id, value, fingerprint(method, path, body))
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+Work = Callable[[AsyncConnection], Awaitable[tuple[int, BaseModel]]]
+
+
+async def run(db: Database, key: Key | None, work: Work, now: datetime, ttl: timedelta) -> Answer:
+    """Do ``work`` in one unit of work; with a key, store or replay its answer."""
+    if key is None:
+        async with db.write() as conn:
+            status, model = await work(conn)
+        return Answer(status, JSON_MEDIA_TYPE, model.model_dump_json().encode())
+    async with db.write() as conn:
+        if conn.dialect.name == "postgresql":
+            locked = await conn.scalar(
+                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 0))"),
+                {"lock": f"idempotency:{key.tenant_id}:{key.value}"},
+            )
+            if not locked:
+                raise IdempotencyKeyInUse(f"a request with key {key.value!r} is in flight")
+        stored = (
+            await conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.tenant_id == key.tenant_id,
+                    idempotency_keys.c.key == key.value,
+                )
+            )
+        ).first()
+        if stored is not None and stored.expires_at > now:
+            if stored.fingerprint != key.fingerprint:
+                raise IdempotencyKeyReused(
+                    f"the key {key.value!r} was used for a different request"
+                )
+            return Answer(
+                stored.status_code, stored.media_type, bytes(stored.body), [REPLAYED_HEADER]
+            )
+        if stored is not None:  # expired: the key is free again
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.tenant_id == key.tenant_id,
+                    idempotency_keys.c.key == key.value,
+                )
+            )
+        try:
+            async with conn.begin_nested():
+                status, model = await work(conn)
+            answer = Answer(status, JSON_MEDIA_TYPE, model.model_dump_json().encode())
+        except KassaError as error:
+            answer = Answer(error.status, PROBLEM_MEDIA_TYPE, problem_json(error))
+        await conn.execute(
+            insert(idempotency_keys).values(
+                tenant_id=key.tenant_id,
+                key=key.value,
+                fingerprint=key.fingerprint,
+                status_code=answer.status,
+                media_type=answer.media_type,
+                body=answer.body,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
+    return answer
+
+
+async def sweep(db: Database, now: datetime) -> int:
+    """Delete expired keys; how many went."""
+    async with db.write() as conn:
+        result = await conn.execute(
+            delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now)
+        )
+    return int(result.rowcount or 0)

@@ -1,0 +1,20 @@
+"""Stored answers to requests sent with an ``Idempotency-Key``."""
+
+from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Uuid
+
+from kassa.kit.db import UtcDateTime, metadata
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", Uuid, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    # SHA-256 of method, path and body: the same key must come with the same request.
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
