@@ -85,6 +85,7 @@ class Options:
     wallets: int
     workers: int
     pg_url: str
+    idempotency_keys: bool = False
 
 
 def load_average() -> str:
@@ -197,6 +198,11 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--wallets", type=int, default=10_000, help="wallets for 'spread'")
     parser.add_argument("--workers", type=int, default=2, help="kassa serve worker processes")
     parser.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="send a fresh Idempotency-Key with every withdrawal",
+    )
+    parser.add_argument(
         "--pg-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="PostgreSQL server (any existing database on it; the benchmark makes its own)",
@@ -216,6 +222,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         wallets=ns.wallets,
         workers=ns.workers,
         pg_url=ns.pg_url,
+        idempotency_keys=ns.idempotency_keys,
     )
 
 
@@ -422,6 +429,9 @@ function setup(thread)
   thread:set("thread_no", threads)
 end
 
+local keyed = %(keyed)s
+local sent = 0
+
 function init(args)
   math.randomseed(os.time() * 100 + (thread_no or 0))
 end
@@ -429,6 +439,10 @@ end
 function request()
   local id = ids[math.random(#ids)]
   local body = '{"amount": ' .. math.random(1000) .. '}'
+  if keyed then
+    sent = sent + 1
+    headers["Idempotency-Key"] = thread_no .. "-" .. os.time() .. "-" .. sent
+  end
   return wrk.format("POST", "/v1/wallets/" .. id .. "/withdrawals", headers, body)
 end
 """
@@ -440,9 +454,16 @@ def lua_string(value: str) -> str:
     return f'"{value}"'
 
 
-def write_lua(path: Path, wallet_ids: Sequence[str], key: str) -> None:
+def write_lua(path: Path, wallet_ids: Sequence[str], key: str, *, keyed: bool = False) -> None:
     ids = ",\n  ".join(lua_string(i) for i in wallet_ids)
-    path.write_text(LUA_TEMPLATE % {"ids": f"\n  {ids}\n", "auth": lua_string(f"Bearer {key}")})
+    path.write_text(
+        LUA_TEMPLATE
+        % {
+            "ids": f"\n  {ids}\n",
+            "auth": lua_string(f"Bearer {key}"),
+            "keyed": "true" if keyed else "false",
+        }
+    )
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -565,8 +586,8 @@ def measure_kassa(opts: Options, wrk: str, db_url: str, work: Path, other: Other
             funding_s = time.monotonic() - began
             log(f"funded {opts.wallets + 1} wallets in {funding_s:.1f} s")
             scripts = {"spread": work / "spread.lua", "hot": work / "hot.lua"}
-            write_lua(scripts["spread"], spread_ids, key)
-            write_lua(scripts["hot"], [hot_id], key)
+            write_lua(scripts["spread"], spread_ids, key, keyed=opts.idempotency_keys)
+            write_lua(scripts["hot"], [hot_id], key, keyed=opts.idempotency_keys)
 
             log(f"warm-up: spread, {max(opts.clients)} clients, {WARMUP_SECONDS} s (not reported)")
             run_wrk(wrk, base_url, scripts["spread"], max(opts.clients), WARMUP_SECONDS)
@@ -625,6 +646,7 @@ def report(
 ) -> None:
     print(
         f"# {opts.seconds} s per measurement, {opts.wallets} wallets, {opts.workers} workers, "
+        f"{'an Idempotency-Key per request, ' if opts.idempotency_keys else ''}"
         f"{os.cpu_count()} cores; funding took {run.funding_s:.0f} s"
     )
     for workload in WORKLOADS:
