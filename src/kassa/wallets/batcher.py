@@ -26,8 +26,9 @@ import asyncpg
 import orjson
 
 POST_WALLETS_SQL = (
-    "SELECT o_error, o_currency, o_balance_after FROM kassa_post_wallets("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    "SELECT o_error, o_currency, o_balance_after, o_status, o_media, o_body, o_replayed"
+    " FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+    " $16, $17, $18, $19, $20, $21)"
 )
 
 
@@ -53,15 +54,27 @@ class Posting:
     event_type: str
     # The event's data as JSON, but for the currency and balances, which the database adds.
     event_data: str
+    # With an Idempotency-Key: the key, the request's fingerprint, when the stored answer
+    # expires, and the answer for each error code the database may give, as a JSON object
+    # {code: [status, problem document]}.
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    expires_at: datetime | None = None
+    error_answers: str | None = None
 
 
 @dataclass(frozen=True)
 class Posted:
-    """What became of one posting: an error code, or the wallet's currency and new balance."""
+    """What became of one posting: an error code, or the wallet's currency and new balance;
+    with an Idempotency-Key also the answer (stored now, or ``replayed`` from before)."""
 
     error: str | None
     currency: str | None
     balance_after: int | None
+    status: int | None = None
+    media_type: str | None = None
+    body: str | None = None
+    replayed: bool = False
 
 
 @dataclass
@@ -89,13 +102,17 @@ def _arguments(postings: Sequence[Posting]) -> list[object]:
         [p.event_id for p in postings],
         [p.event_type for p in postings],
         [p.event_data for p in postings],
+        [p.idempotency_key for p in postings],
+        [p.fingerprint for p in postings],
+        [p.expires_at for p in postings],
+        [p.error_answers for p in postings],
     ]
 
 
 async def post_many(pool: asyncpg.Pool, postings: Sequence[Posting]) -> list[Posted]:
     """Post ``postings`` in one statement; raises ``asyncpg.PostgresError`` if it was refused."""
     rows = await pool.fetch(POST_WALLETS_SQL, *_arguments(postings))
-    return [Posted(row[0], row[1], row[2]) for row in rows]
+    return [Posted(*row) for row in rows]
 
 
 class Batcher:

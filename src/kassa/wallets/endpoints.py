@@ -148,14 +148,16 @@ async def post_money(
     )
     key = idempotency.key_for(principal.tenant_id, key_header, "POST", path, raw)
     now = state.clock.now()
-    if key is None and state.db.backend is Backend.POSTGRESQL:
+    ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
+    if state.db.backend is Backend.POSTGRESQL:
+        if key is not None:
+            return await service.move_money_keyed_pg(state.db, movement, money, now, key, ttl)
         transaction = await service.move_money(state.db, movement, money, now)
         return idempotency.Answer(201, JSON_MEDIA_TYPE, transaction.model_dump_json().encode())
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 201, await service.move_money_in(conn, movement, money, now)
 
-    ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
     return await idempotency.run(state.db, key, work, now, ttl)
 
 

@@ -13,22 +13,28 @@ import secrets
 import uuid
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.events import service as events
+from kassa.idempotency import service as idempotency
+from kassa.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from kassa.kit.db import Backend, Database
 from kassa.kit.errors import KassaError, NotFound, ValidationFailed
+from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.pagination import Page, split_page
+from kassa.kit.problem import PROBLEM_MEDIA_TYPE, problem_json
 from kassa.ledger import repository as ledger_repository
 from kassa.ledger import service as ledger
 from kassa.ledger.errors import CurrencyMismatch, DuplicateReference, InsufficientFunds
 from kassa.ledger.schemas import TransactionOut
 from kassa.wallets import repository
-from kassa.wallets.batcher import Batcher, Posting
+from kassa.wallets.batcher import Batcher, Posted, Posting
 from kassa.wallets.errors import WalletClosed, WalletExists, WalletFrozen, WalletNotEmpty
 from kassa.wallets.schemas import FreezeIn, NewWallet, WalletOut, effective_status
 
@@ -289,6 +295,53 @@ def _batcher(db: Database) -> Batcher:
     return batcher
 
 
+def _posting(
+    movement: Movement,
+    request: MoneyRequest,
+    transaction_id: uuid.UUID,
+    now: datetime,
+    **keyed: Any,
+) -> Posting:
+    return Posting(
+        tenant_id=request.tenant_id,
+        wallet_id=request.wallet_id,
+        account_kind=movement.account_kind,
+        sign=movement.sign,
+        amount=request.amount,
+        currency=request.currency,
+        counter_kind=movement.counter_kind,
+        transaction_id=transaction_id,
+        transaction_kind=movement.kind,
+        reference=request.reference,
+        description=request.description,
+        metadata=request.metadata,
+        now=now,
+        refuse_frozen=movement.refuse_frozen,
+        event_id=uuid.uuid4(),
+        event_type=_EVENTS[movement.sign],
+        event_data=_transaction_out(
+            movement, request, transaction_id, "", 0, now
+        ).model_dump_json(),
+        **keyed,
+    )
+
+
+async def _post_pg(db: Database, posting: Posting, request: MoneyRequest) -> Posted:
+    try:
+        return await _batcher(db).post(posting)
+    except asyncpg.UniqueViolationError as error:
+        # A concurrent request took the reference between the function's check and its insert.
+        if error.constraint_name == "uq_journal_transactions_tenant_id_reference":
+            raise _duplicate(request.reference) from None
+        raise
+
+
+def _refusal(code: str, request: MoneyRequest) -> KassaError:
+    if code == "duplicate_reference":
+        return _duplicate(request.reference)
+    return _PG_ERRORS[code](_detail(code, request))
+
+
 async def _move_money_pg(
     db: Database,
     movement: Movement,
@@ -296,42 +349,58 @@ async def _move_money_pg(
     transaction_id: uuid.UUID,
     now: datetime,
 ) -> tuple[str, int]:
-    try:
-        posted = await _batcher(db).post(
-            Posting(
-                tenant_id=request.tenant_id,
-                wallet_id=request.wallet_id,
-                account_kind=movement.account_kind,
-                sign=movement.sign,
-                amount=request.amount,
-                currency=request.currency,
-                counter_kind=movement.counter_kind,
-                transaction_id=transaction_id,
-                transaction_kind=movement.kind,
-                reference=request.reference,
-                description=request.description,
-                metadata=request.metadata,
-                now=now,
-                refuse_frozen=movement.refuse_frozen,
-                event_id=uuid.uuid4(),
-                event_type=_EVENTS[movement.sign],
-                event_data=_transaction_out(
-                    movement, request, transaction_id, "", 0, now
-                ).model_dump_json(),
-            )
-        )
-    except asyncpg.UniqueViolationError as error:
-        # A concurrent request took the reference between the function's check and its insert.
-        if error.constraint_name == "uq_journal_transactions_tenant_id_reference":
-            raise _duplicate(request.reference) from None
-        raise
-    if posted.error == "duplicate_reference":
-        raise _duplicate(request.reference)
+    posted = await _post_pg(db, _posting(movement, request, transaction_id, now), request)
     if posted.error is not None:
-        raise _PG_ERRORS[posted.error](_detail(posted.error, request))
+        raise _refusal(posted.error, request)
     assert posted.currency is not None
     assert posted.balance_after is not None
     return posted.currency, posted.balance_after
+
+
+async def move_money_keyed_pg(
+    db: Database,
+    movement: Movement,
+    request: MoneyRequest,
+    now: datetime,
+    key: idempotency.Key,
+    ttl: timedelta,
+) -> idempotency.Answer:
+    """A deposit or withdrawal with an Idempotency-Key on PostgreSQL, still in the group commit:
+    the batch statement checks, replays or stores the answer (see migration 0006)."""
+    refusals = {code: _refusal(code, request) for code in (*_PG_ERRORS, "duplicate_reference")}
+    answers = {code: (error.status, problem_json(error)) for code, error in refusals.items()}
+    posting = _posting(
+        movement,
+        request,
+        uuid.uuid4(),
+        now,
+        idempotency_key=key.value,
+        fingerprint=key.fingerprint,
+        expires_at=now + ttl,
+        error_answers=orjson.dumps(
+            {code: [status, body.decode()] for code, (status, body) in answers.items()}
+        ).decode(),
+    )
+    posted = await _post_pg(db, posting, request)
+    if posted.error == "idempotency_key_in_use":
+        raise IdempotencyKeyInUse(f"a request with key {key.value!r} is in flight")
+    if posted.error == "idempotency_key_reused":
+        raise IdempotencyKeyReused(f"the key {key.value!r} was used for a different request")
+    if posted.replayed:
+        assert posted.status is not None
+        assert posted.media_type is not None
+        assert posted.body is not None
+        return idempotency.Answer(
+            posted.status,
+            posted.media_type,
+            posted.body.encode(),
+            [idempotency.REPLAYED_HEADER],
+        )
+    if posted.error is not None:
+        status, body = answers[posted.error]
+        return idempotency.Answer(status, PROBLEM_MEDIA_TYPE, body)
+    assert posted.body is not None
+    return idempotency.Answer(201, JSON_MEDIA_TYPE, posted.body.encode())
 
 
 async def _move_money_core(
