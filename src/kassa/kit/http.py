@@ -99,10 +99,6 @@ def parse_json(body: bytes, model: type[ModelT], *, empty_ok: bool = False) -> M
     return validate(model, loads(body))
 
 
-async def parse_body(request: Request, model: type[ModelT], *, empty_ok: bool = False) -> ModelT:
-    return parse_json(await read_body(request), model, empty_ok=empty_ok)
-
-
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` documenting a JSON body that an endpoint parses itself."""
     return {

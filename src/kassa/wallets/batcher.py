@@ -131,15 +131,12 @@ class Batcher:
         """Post one deposit or withdrawal; its result once its batch has committed."""
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(posting, future))
-        if self._may_send():
+        if self._busy < self._slots:
             self._send_next()
         # If this request is cancelled (its client went away) the future is cancelled but the
         # posting still goes: money that moved is recorded, and a retry with the same reference
         # is refused, never doubled.
         return await future
-
-    def _may_send(self) -> bool:
-        return self._busy < self._slots
 
     def _send_next(self) -> None:
         batch = self._waiting[: self._max_batch]
@@ -162,7 +159,7 @@ class Batcher:
                 raise
         finally:
             self._busy -= 1
-            if self._waiting and self._may_send():
+            if self._waiting and self._busy < self._slots:
                 self._send_next()
 
     async def _post(self, batch: list[_Waiting]) -> None:

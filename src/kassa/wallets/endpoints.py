@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -46,7 +45,8 @@ def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
 async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
     raw = await read_body(request)
     body = parse_json(raw, NewWallet)
-    state, now = app_state(request), app_state(request).clock.now()
+    state = app_state(request)
+    now = state.clock.now()
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 201, await service.create_wallet(conn, principal.tenant_id, body, now)
@@ -202,7 +202,8 @@ async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite
 async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     raw = await read_body(request)
     body = parse_json(raw, FreezeIn, empty_ok=True)
-    state, now, wallet = app_state(request), app_state(request).clock.now(), _wallet(wallet_id)
+    state = app_state(request)
+    now, wallet = state.clock.now(), parse_id(wallet_id, "wallet")
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 200, await service.freeze(conn, principal.tenant_id, wallet, body, now)
@@ -213,7 +214,8 @@ async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> R
 @router.post("/wallets/{wallet_id}/unfreeze", **_doc(WalletOut, 200, 404, 409))
 async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     raw = await read_body(request)
-    state, now, wallet = app_state(request), app_state(request).clock.now(), _wallet(wallet_id)
+    state = app_state(request)
+    now, wallet = state.clock.now(), parse_id(wallet_id, "wallet")
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 200, await service.unfreeze(conn, principal.tenant_id, wallet, now)
@@ -225,16 +227,13 @@ async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) ->
 async def close_wallet(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     """Close a wallet whose balance, holds and gift balance are all zero; it stays readable."""
     raw = await read_body(request)
-    state, now, wallet = app_state(request), app_state(request).clock.now(), _wallet(wallet_id)
+    state = app_state(request)
+    now, wallet = state.clock.now(), parse_id(wallet_id, "wallet")
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 200, await service.close(conn, principal.tenant_id, wallet, now)
 
     return await _answer(request, state, principal, raw, now, work)
-
-
-def _wallet(wallet_id: str) -> uuid.UUID:
-    return parse_id(wallet_id, "wallet")
 
 
 @router.get("/wallets/{wallet_id}/transactions", **_doc(Page[TransactionOut], 200, 404, 422))
