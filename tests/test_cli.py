@@ -239,7 +239,13 @@ async def test_keys_list_shows_prefixes_and_scopes_but_never_keys(
         "revoked": False,
     }
     # Without --scopes a key gets every scope.
-    assert admin["scopes"] == ["events:read", "wallets:read", "wallets:write", "withdrawals:write"]
+    assert admin["scopes"] == [
+        "events:read",
+        "wallets:read",
+        "wallets:write",
+        "webhooks:manage",
+        "withdrawals:write",
+    ]
     assert listed[1]["scopes"] == admin["scopes"]
     assert listed[1]["revoked"] is False
     assert_refused(await cli(url, "keys", "list", "--tenant", "acme"), "acme")

@@ -33,6 +33,28 @@ class Receiver:
         self.on_request: Callable[[Received], None] | None = None
         self._changed = threading.Condition()
         self.url = ""
+        self._hold_until: int | None = None
+        self._waiting = 0
+        self.most_in_flight = 0
+
+    def hold_until(self, in_flight: int) -> None:
+        """Hold every request until ``in_flight`` wait at once (then let all through): proof that
+        more than one sender works at the same time."""
+        self._hold_until = in_flight
+
+    def gate(self, timeout: float = 60) -> None:
+        if self._hold_until is None:
+            return
+        with self._changed:
+            self._waiting += 1
+            self.most_in_flight = max(self.most_in_flight, self._waiting)
+            self._changed.notify_all()
+            self._changed.wait_for(
+                lambda: self._hold_until is None or self._waiting >= self._hold_until, timeout
+            )
+            self._hold_until = None
+            self._waiting -= 1
+            self._changed.notify_all()
 
     def answer(self, request: Received) -> Reply:
         with self._changed:
@@ -59,6 +81,7 @@ def running_receiver() -> Iterator[Receiver]:
                 {key.lower(): value for key, value in self.headers.items()},
                 self.rfile.read(length),
             )
+            receiver.gate()
             reply = receiver.answer(request)
             self.send_response(reply.status)
             for name, value in reply.headers:
@@ -70,7 +93,10 @@ def running_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the default 5 resets connections when many arrive at once
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

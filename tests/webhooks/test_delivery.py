@@ -124,7 +124,8 @@ async def test_failed_attempts_are_retried_on_the_schedule_as_the_clock_moves(
     assert all(signed_with(endpoint["secret"], request) for request in receiver.received)
     # Each attempt is stamped with the time it was made.
     stamps = [int(request.headers["webhook-timestamp"]) for request in receiver.received]
-    assert stamps == sorted(stamps) and stamps[0] == int(start.timestamp())
+    assert stamps == sorted(stamps)
+    assert stamps[0] == int(start.timestamp())
     (delivery,) = await deliveries_of(hooks.api, event_id)
     assert delivery["status"] == "succeeded"
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 503, 200]
@@ -252,13 +253,15 @@ async def test_a_rolled_secret_signs_beside_the_old_one_for_a_day(
     rolled = await hooks.api.post(f"/v1/webhook-endpoints/{endpoint['id']}/roll-secret")
     assert rolled.status_code == 200, rolled.text
     new = rolled.json()["secret"]
-    assert new.startswith("whsec_") and new != old
+    assert new.startswith("whsec_")
+    assert new != old
 
     wallet = await create_wallet(hooks.api)
     assert await hooks.drain() == 1
     first = receiver.received[0]
     assert len(first.headers["webhook-signature"].split(" ")) == 2
-    assert signed_with(old, first) and signed_with(new, first)
+    assert signed_with(old, first)
+    assert signed_with(new, first)
     Webhook(old).verify(first.body, first.headers)
     Webhook(new).verify(first.body, first.headers)
 

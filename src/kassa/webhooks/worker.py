@@ -348,9 +348,7 @@ class Worker:
         values: dict[str, Any] = {"updated_at": now}
         if item.succeeded:
             values.update(status=DELIVERY_SUCCEEDED, next_attempt_at=None)
-        elif item.status_code == 410:
-            values.update(status=DELIVERY_FAILED, next_attempt_at=None)
-        elif claimed.round_attempt >= MAX_ATTEMPTS:
+        elif item.status_code == 410 or claimed.round_attempt >= MAX_ATTEMPTS:
             values.update(status=DELIVERY_FAILED, next_attempt_at=None)
         else:
             wait = RETRY_SCHEDULE[claimed.round_attempt - 1]
