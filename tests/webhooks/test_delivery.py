@@ -11,10 +11,11 @@ import httpx
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from kassa.webhooks.secrets import SecretBox, new_operator_key
 from kassa.webhooks.tables import webhook_attempts
-from kassa.webhooks.worker import MAX_ATTEMPTS, RETRY_SCHEDULE
+from kassa.webhooks.worker import MAX_ATTEMPTS, RETRY_SCHEDULE, Worker
 from tests.helpers import create_wallet, deposit, free_port
-from tests.webhooks.conftest import Hooks
+from tests.webhooks.conftest import LOOPBACK, Hooks
 from tests.webhooks.receiver import Received, Receiver, Reply
 
 
@@ -294,3 +295,22 @@ async def test_an_unknown_event_has_no_deliveries(hooks: Hooks) -> None:
     missing = await hooks.api.get(f"/v1/events/{uuid.uuid4()}/deliveries")
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found"
+
+
+async def test_a_secret_that_does_not_open_fails_its_attempt_not_the_worker(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    await hooks.endpoint(receiver.url)
+    await create_wallet(hooks.api)
+    (event_id,) = await event_ids(hooks.api)
+    async with Worker(
+        hooks.db, SecretBox([new_operator_key()]), hooks.clock, allowed_hosts=LOOPBACK
+    ) as stranger:
+        assert await stranger.run_once() == 1
+    assert receiver.received == []
+    (delivery,) = await deliveries_of(hooks.api, event_id)
+    assert delivery["status"] == "pending"
+    assert "KASSA_SECRET_KEY" in delivery["attempts"][0]["error"]
+    hooks.clock.advance(timedelta(seconds=6))
+    assert await hooks.drain() == 1  # with the right key the retry goes through
+    assert len(receiver.received) == 1

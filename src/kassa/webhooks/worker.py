@@ -43,7 +43,7 @@ from kassa.kit.clock import Clock
 from kassa.kit.db import Database
 from kassa.kit.errors import KassaError
 from kassa.webhooks import urls
-from kassa.webhooks.secrets import SecretBox
+from kassa.webhooks.secrets import SecretBox, SecretKeyError
 from kassa.webhooks.service import cancel_pending
 from kassa.webhooks.tables import (
     DELIVERY_CANCELED,
@@ -86,6 +86,7 @@ class Claimed:
     secrets: list[str]
     body: bytes
     event_id: str
+    problem: str | None = None  # why it cannot be sent at all
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,9 @@ class Worker:
                 attempted = await self.run_once()
             except (SQLAlchemyError, OSError) as error:
                 log.warning("webhook_worker_failed", worker=self.name, error=str(error))
+                attempted = 0
+            except Exception:  # a bug: log it and keep delivering the rest
+                log.exception("webhook_worker_crashed", worker=self.name)
                 attempted = 0
             if attempted == 0:
                 with contextlib.suppress(TimeoutError):
@@ -234,10 +238,7 @@ class Worker:
                     )
                 )
                 continue
-            signing = [self.box.open(row.secret).decode()]
-            expires = row.previous_secret_expires_at
-            if row.previous_secret is not None and expires is not None and expires > now:
-                signing.append(self.box.open(row.previous_secret).decode())
+            signing, problem = self._secrets(row, now)
             event = EventOut(
                 id=row.event_id, type=row.type, created_at=row.event_created_at, data=row.data
             )
@@ -253,9 +254,23 @@ class Worker:
                     secrets=signing,
                     body=event.model_dump_json().encode(),
                     event_id=str(row.event_id),
+                    problem=problem,
                 )
             )
         return claimed
+
+    def _secrets(self, row: Any, now: datetime) -> tuple[list[str], str | None]:
+        """The secrets to sign with, or why there are none: a secret encrypted under a key the
+        operator no longer gives fails its attempts (recorded) instead of stopping the worker."""
+        try:
+            signing = [self.box.open(row.secret).decode()]
+        except SecretKeyError:
+            return [], "the endpoint's secret does not open with KASSA_SECRET_KEY"
+        expires = row.previous_secret_expires_at
+        if row.previous_secret is not None and expires is not None and expires > now:
+            with contextlib.suppress(SecretKeyError):
+                signing.append(self.box.open(row.previous_secret).decode())
+        return signing, None
 
     def headers(self, item: Claimed, now: datetime) -> dict[str, str]:
         payload = item.body.decode()
@@ -284,10 +299,15 @@ class Worker:
 
         if self._client is None:
             raise RuntimeError("use the worker as 'async with Worker(...)'")
+        if item.problem is not None:
+            return outcome(None, item.problem)
         try:
-            await urls.check(item.url, self.allowed_hosts)
+            async with asyncio.timeout(self.timeout_seconds):
+                await urls.check(item.url, self.allowed_hosts)
         except KassaError as error:
             return outcome(None, error.detail[:200])
+        except TimeoutError:
+            return outcome(None, f"resolving the host took over {self.timeout_seconds:g} s")
         try:
             async with self._client.stream(
                 "POST", item.url, content=item.body, headers=self.headers(item, started_at)
