@@ -81,8 +81,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The operator key every test process encrypts webhook secrets with.
+TEST_SECRET_KEY = "kH1sJj6kzE8c9tq1Fh4o3mJY2p0Xv5nQ7Rw8Zb6Ld3A="
+
+
 def kassa_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "KASSA_DATABASE_URL": database_url, **extra}
+    env = {
+        **os.environ,
+        "KASSA_DATABASE_URL": database_url,
+        # Servers deliver webhooks only in the tests that ask for it (KASSA_WEBHOOK_WORKER=auto).
+        "KASSA_WEBHOOK_WORKER": "off",
+        "KASSA_SECRET_KEY": TEST_SECRET_KEY,
+        "KASSA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        **extra,
+    }
     return env
 
 

@@ -89,7 +89,9 @@ async def stored_key_rows(url: str) -> list[dict[str, Any]]:
 @pytest.fixture
 async def in_process(fresh_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app in this process on the fresh database, checking keys on every request."""
-    app = create_app(Settings(database_url=fresh_database_url, auth_cache_seconds=0))
+    app = create_app(
+        Settings(database_url=fresh_database_url, auth_cache_seconds=0, webhook_worker="off")
+    )
     async with (
         app.lifespan(),
         httpx.AsyncClient(
@@ -237,7 +239,13 @@ async def test_keys_list_shows_prefixes_and_scopes_but_never_keys(
         "revoked": False,
     }
     # Without --scopes a key gets every scope.
-    assert admin["scopes"] == ["events:read", "wallets:read", "wallets:write", "withdrawals:write"]
+    assert admin["scopes"] == [
+        "events:read",
+        "wallets:read",
+        "wallets:write",
+        "webhooks:manage",
+        "withdrawals:write",
+    ]
     assert listed[1]["scopes"] == admin["scopes"]
     assert listed[1]["revoked"] is False
     assert_refused(await cli(url, "keys", "list", "--tenant", "acme"), "acme")

@@ -17,13 +17,15 @@ from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
 from kassa.idempotency import service as idempotency
 from kassa.kit.clock import Clock, SystemClock
-from kassa.kit.db import Database
+from kassa.kit.db import Backend, Database
 from kassa.kit.logging import configure_logging
 from kassa.kit.problem import install_problem_handlers
 from kassa.ops import router as ops_router
 from kassa.state import AppState
 from kassa.wallets.endpoints import router as wallets_router
 from kassa.wallets.hotpath import HotPath
+from kassa.webhooks.endpoints import router as webhooks_router
+from kassa.webhooks.worker import Worker
 
 log = structlog.get_logger("kassa.app")
 
@@ -51,6 +53,25 @@ async def _sweep_idempotency_keys(state: AppState) -> None:
         await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
 
+def runs_webhook_worker(settings: Settings, backend: Backend) -> bool:
+    """Whether ``kassa serve`` delivers webhooks itself: by default on the SQLite default only
+    (on PostgreSQL, run ``kassa worker`` processes beside the API)."""
+    if settings.webhook_worker == "auto":
+        return backend is Backend.SQLITE
+    return settings.webhook_worker == "on"
+
+
+async def _deliver_webhooks(state: AppState, stop: asyncio.Event) -> None:
+    async with Worker(
+        state.db,
+        state.box,
+        state.clock,
+        allowed_hosts=state.settings.webhook_allowed_hosts,
+        timeout_seconds=state.settings.webhook_timeout_seconds,
+    ) as worker:
+        await worker.run(stop)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> HotPath:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
@@ -66,12 +87,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
         sweeper = asyncio.create_task(_sweep_idempotency_keys(state))
+        stop_delivering = asyncio.Event()
+        deliverer = None
+        if runs_webhook_worker(settings, db.backend):
+            deliverer = asyncio.create_task(_deliver_webhooks(state, stop_delivering))
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            if deliverer is not None:
+                stop_delivering.set()  # the batch in flight is finished and recorded first
+                await deliverer
             await db.close()
 
     app = FastAPI(
@@ -85,4 +113,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(ops_router)
     app.include_router(wallets_router)
     app.include_router(events_router)
+    app.include_router(webhooks_router)
     return HotPath(app, state)

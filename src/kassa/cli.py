@@ -1,9 +1,10 @@
-"""The ``kassa`` command: serve, migrate, tenants, keys, verify."""
+"""The ``kassa`` command: serve, worker, migrate, tenants, keys, verify, secret-key."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from kassa.kit.clock import SystemClock, isoformat
 from kassa.kit.db import Backend, Database, DatabaseUrl
 from kassa.kit.errors import KassaError
 from kassa.ledger.verify import verify as verify_ledger
+from kassa.webhooks.secrets import SecretBox, SecretKeyError, new_operator_key
 
 T = TypeVar("T")
 
@@ -95,6 +97,7 @@ def serve(
     _prepare(settings)
     if DatabaseUrl(settings.database_url).backend is Backend.POSTGRESQL:
         _check_migrated(settings)
+    _secret_box(settings)  # a bad key stops the start, not the first webhook
     typer.echo(
         f"kassa: serving http://{host}:{port} on {DatabaseUrl(settings.database_url).redacted()}"
         f" with {workers} worker(s)",
@@ -104,6 +107,66 @@ def serve(
         serving.run(host=host, port=port, workers=workers, access_log=access_log)
     except OSError as error:
         _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+
+
+def _secret_box(settings: Settings) -> SecretBox:
+    """The operator's key for secrets at rest; a bad KASSA_SECRET_KEY stops the command."""
+    try:
+        return SecretBox.from_settings(settings)
+    except (SecretKeyError, OSError) as error:
+        _fail(str(error))
+        raise  # unreachable: _fail raises
+
+
+@app.command()
+def worker(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="deliveries claimed and sent at once")
+    ] = 50,
+    idle_seconds: Annotated[
+        float, typer.Option(min=0.05, help="how long to rest when nothing is due")
+    ] = 1.0,
+) -> None:
+    """Deliver webhooks until stopped (SIGINT or SIGTERM finish the batch in flight first).
+
+    Run as many as you like beside the API: they share the work and never send one attempt
+    twice. `kassa serve` delivers by itself on the SQLite default (KASSA_WEBHOOK_WORKER)."""
+    from kassa.webhooks.worker import Worker
+
+    settings = _settings()
+    _prepare(settings)
+    if DatabaseUrl(settings.database_url).backend is Backend.POSTGRESQL:
+        _check_migrated(settings)
+    box = _secret_box(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        db = Database(settings.database_url, pool_size=2)
+        try:
+            async with Worker(
+                db,
+                box,
+                SystemClock(),
+                allowed_hosts=settings.webhook_allowed_hosts,
+                timeout_seconds=settings.webhook_timeout_seconds,
+                batch_size=batch_size,
+            ) as delivering:
+                typer.echo(f"kassa: worker {delivering.name} delivering webhooks", err=True)
+                await delivering.run(stop, idle_seconds)
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+    typer.echo("kassa: worker stopped", err=True)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new operator key for KASSA_SECRET_KEY (it encrypts webhook secrets at rest)."""
+    typer.echo(new_operator_key())
 
 
 def _check_migrated(settings: Settings) -> None:

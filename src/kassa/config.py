@@ -16,6 +16,15 @@ class Settings:
     log_level: str = "info"
     log_format: str = "console"
     idempotency_ttl_hours: float = 24.0
+    # Fernet keys (comma-separated, the first encrypts) for secrets kept at rest; when unset,
+    # the key in secret_key_file, made on first start.
+    secret_key: str | None = None
+    secret_key_file: str = "kassa.key"  # noqa: S105 - a file name, not a secret
+    # Hosts webhooks may reach over plain http and at private addresses (e.g. a loopback receiver).
+    webhook_allowed_hosts: frozenset[str] = frozenset()
+    # Run the webhook delivery worker inside `kassa serve`: auto = on SQLite only.
+    webhook_worker: str = "auto"
+    webhook_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,4 +36,13 @@ class Settings:
             log_level=env.get("KASSA_LOG_LEVEL", "info"),
             log_format=env.get("KASSA_LOG_FORMAT", "console"),
             idempotency_ttl_hours=float(env.get("KASSA_IDEMPOTENCY_TTL_HOURS", "24")),
+            secret_key=env.get("KASSA_SECRET_KEY") or None,
+            secret_key_file=env.get("KASSA_SECRET_KEY_FILE") or "kassa.key",
+            webhook_allowed_hosts=frozenset(
+                host.strip().lower().strip("[]")
+                for host in env.get("KASSA_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+                if host.strip()
+            ),
+            webhook_worker=env.get("KASSA_WEBHOOK_WORKER", "auto").lower(),
+            webhook_timeout_seconds=float(env.get("KASSA_WEBHOOK_TIMEOUT_SECONDS", "10")),
         )

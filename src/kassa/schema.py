@@ -6,6 +6,7 @@ from kassa.idempotency.tables import idempotency_keys
 from kassa.kit.db import metadata
 from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
 from kassa.wallets.tables import wallets
+from kassa.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 __all__ = [
     "accounts",
@@ -18,4 +19,7 @@ __all__ = [
     "metadata",
     "tenants",
     "wallets",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
 ]

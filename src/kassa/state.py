@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -10,6 +10,7 @@ from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.kit.clock import Clock
 from kassa.kit.db import Database
+from kassa.webhooks.secrets import SecretBox
 
 
 @dataclass
@@ -18,6 +19,14 @@ class AppState:
     db: Database
     clock: Clock
     authenticator: Authenticator
+    _box: SecretBox | None = field(default=None, repr=False)
+
+    @property
+    def box(self) -> SecretBox:
+        """The operator's key for secrets at rest, read (or, by default, made) on first use."""
+        if self._box is None:
+            self._box = SecretBox.from_settings(self.settings)
+        return self._box
 
 
 def app_state(request: Request) -> AppState:

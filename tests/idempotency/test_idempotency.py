@@ -134,7 +134,12 @@ async def clocked(
     database_url: str, tenant: TenantKey
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FrozenClock]]:
     clock = FrozenClock()
-    settings = Settings(database_url=database_url, auth_cache_seconds=0, idempotency_ttl_hours=1)
+    settings = Settings(
+        database_url=database_url,
+        auth_cache_seconds=0,
+        webhook_worker="off",
+        idempotency_ttl_hours=1,
+    )
     app = create_app(settings, clock=clock)
     async with (
         app.lifespan(),

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import delete, insert, select, text
@@ -83,8 +83,23 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 Work = Callable[[AsyncConnection], Awaitable[tuple[int, BaseModel]]]
 
 
-async def run(db: Database, key: Key | None, work: Work, now: datetime, ttl: timedelta) -> Answer:
-    """Do ``work`` in one unit of work; with a key, store or replay its answer."""
+class Sealer(Protocol):
+    def seal(self, plain: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes) -> bytes: ...
+
+
+async def run(
+    db: Database,
+    key: Key | None,
+    work: Work,
+    now: datetime,
+    ttl: timedelta,
+    *,
+    box: Sealer | None = None,
+) -> Answer:
+    """Do ``work`` in one unit of work; with a key, store or replay its answer (encrypted with
+    ``box`` when one is given: an answer that shows a secret is not kept in the clear)."""
     if key is None:
         async with db.write() as conn:
             status, model = await work(conn)
@@ -110,9 +125,12 @@ async def run(db: Database, key: Key | None, work: Work, now: datetime, ttl: tim
                 raise IdempotencyKeyReused(
                     f"the key {key.value!r} was used for a different request"
                 )
-            return Answer(
-                stored.status_code, stored.media_type, bytes(stored.body), [REPLAYED_HEADER]
-            )
+            body = bytes(stored.body)
+            if stored.sealed:
+                if box is None:
+                    raise RuntimeError("a sealed idempotent answer needs the secret box")
+                body = box.open(body)
+            return Answer(stored.status_code, stored.media_type, body, [REPLAYED_HEADER])
         if stored is not None:  # expired: the key is free again
             await conn.execute(
                 delete(idempotency_keys).where(
@@ -133,7 +151,8 @@ async def run(db: Database, key: Key | None, work: Work, now: datetime, ttl: tim
                 fingerprint=key.fingerprint,
                 status_code=answer.status,
                 media_type=answer.media_type,
-                body=answer.body,
+                body=answer.body if box is None else box.seal(answer.body),
+                sealed=box is not None,
                 created_at=now,
                 expires_at=now + ttl,
             )

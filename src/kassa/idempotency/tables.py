@@ -1,6 +1,6 @@
 """Stored answers to requests sent with an ``Idempotency-Key``."""
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Uuid
+from sqlalchemy import Boolean, Column, Index, Integer, LargeBinary, String, Table, Uuid, false
 
 from kassa.kit.db import UtcDateTime, metadata
 
@@ -14,6 +14,8 @@ idempotency_keys = Table(
     Column("status_code", Integer, nullable=False),
     Column("media_type", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),
+    # The body is encrypted with the operator's key (it holds a secret shown once).
+    Column("sealed", Boolean, nullable=False, server_default=false()),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Index(None, "expires_at"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.deps import WalletsRead, WalletsWrite, WithdrawalsWrite
 from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
+from kassa.idempotency.http import answer_response, respond
 from kassa.kit.db import Backend
 from kassa.kit.http import JSON_MEDIA_TYPE, body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
@@ -51,36 +52,7 @@ async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 201, await service.create_wallet(conn, principal.tenant_id, body, now)
 
-    return await _answer(request, state, principal, raw, now, work)
-
-
-async def _answer(
-    request: Request,
-    state: AppState,
-    principal: Principal,
-    raw: bytes,
-    now: datetime,
-    work: idempotency.Work,
-) -> Response:
-    """Run a change's unit of work, with its Idempotency-Key if the request has one."""
-    key = idempotency.key_for(
-        principal.tenant_id,
-        request.headers.get(idempotency.HEADER),
-        request.method,
-        request.url.path,
-        raw,
-    )
-    ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
-    return answer_response(await idempotency.run(state.db, key, work, now, ttl))
-
-
-def answer_response(answer: idempotency.Answer) -> Response:
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type=answer.media_type,
-        headers=dict(answer.headers),
-    )
+    return await respond(request, state, principal, raw, now, work)
 
 
 @router.get("/wallets", **_doc(Page[WalletOut], 200, 404, 422))
@@ -208,7 +180,7 @@ async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> R
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 200, await service.freeze(conn, principal.tenant_id, wallet, body, now)
 
-    return await _answer(request, state, principal, raw, now, work)
+    return await respond(request, state, principal, raw, now, work)
 
 
 @router.post("/wallets/{wallet_id}/unfreeze", **_doc(WalletOut, 200, 404, 409))
@@ -220,7 +192,7 @@ async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) ->
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 200, await service.unfreeze(conn, principal.tenant_id, wallet, now)
 
-    return await _answer(request, state, principal, raw, now, work)
+    return await respond(request, state, principal, raw, now, work)
 
 
 @router.delete("/wallets/{wallet_id}", **_doc(WalletOut, 200, 404, 409))
@@ -233,7 +205,7 @@ async def close_wallet(request: Request, wallet_id: str, principal: WalletsWrite
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 200, await service.close(conn, principal.tenant_id, wallet, now)
 
-    return await _answer(request, state, principal, raw, now, work)
+    return await respond(request, state, principal, raw, now, work)
 
 
 @router.get("/wallets/{wallet_id}/transactions", **_doc(Page[TransactionOut], 200, 404, 422))

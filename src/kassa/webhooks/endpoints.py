@@ -1,0 +1,146 @@
+"""``/v1/webhook-endpoints``, and each event's deliveries (``/v1/events/{id}/deliveries``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.auth.deps import WebhooksManage
+from kassa.idempotency.http import respond
+from kassa.kit.http import body_schema, json_response, parse_json, read_body
+from kassa.kit.ids import parse_id
+from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
+from kassa.kit.problem import PROBLEM_MEDIA_TYPE
+from kassa.state import app_state
+from kassa.webhooks import service, urls
+from kassa.webhooks.schemas import (
+    DeletedEndpoint,
+    DeliveryList,
+    EndpointOut,
+    EndpointWithSecret,
+    NewEndpoint,
+    RedeliverIn,
+)
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
+    return {
+        "status_code": status,
+        "response_class": Response,
+        "responses": {
+            status: {"model": model},
+            **{
+                problem: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
+                for problem in (401, 403, *problems)
+            },
+        },
+    }
+
+
+@router.post(
+    "/webhook-endpoints",
+    openapi_extra=body_schema(NewEndpoint),
+    **_doc(EndpointWithSecret, 201, 422),
+)
+async def create_endpoint(request: Request, principal: WebhooksManage) -> Response:
+    """Add an endpoint; the answer shows its signing secret, this once."""
+    raw = await read_body(request)
+    body = parse_json(raw, NewEndpoint)
+    state = app_state(request)
+    await urls.check(body.url, state.settings.webhook_allowed_hosts)
+    now = state.clock.now()
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        endpoint = await service.create_endpoint(conn, principal.tenant_id, body, state.box, now)
+        return 201, endpoint
+
+    return await respond(request, state, principal, raw, now, work, sealed=True)
+
+
+@router.get("/webhook-endpoints", **_doc(Page[EndpointOut], 200, 404, 422))
+async def list_endpoints(
+    request: Request,
+    principal: WebhooksManage,
+    limit: Limit = DEFAULT_LIMIT,
+    starting_after: StartingAfter = None,
+) -> Response:
+    state = app_state(request)
+    after = parse_id(starting_after, "webhook endpoint") if starting_after else None
+    async with state.db.read() as conn:
+        page = await service.list_endpoints(
+            conn, principal.tenant_id, starting_after=after, limit=limit
+        )
+    return json_response(page)
+
+
+@router.get("/webhook-endpoints/{endpoint_id}", **_doc(EndpointOut, 200, 404))
+async def get_endpoint(request: Request, endpoint_id: str, principal: WebhooksManage) -> Response:
+    state = app_state(request)
+    async with state.db.read() as conn:
+        endpoint = await service.get_endpoint(
+            conn, principal.tenant_id, parse_id(endpoint_id, "webhook endpoint")
+        )
+    return json_response(endpoint)
+
+
+@router.delete("/webhook-endpoints/{endpoint_id}", **_doc(DeletedEndpoint, 200, 404))
+async def delete_endpoint(
+    request: Request, endpoint_id: str, principal: WebhooksManage
+) -> Response:
+    """Delete an endpoint: nothing more is sent to it; pending deliveries are canceled."""
+    raw = await read_body(request)
+    state = app_state(request)
+    now, endpoint = state.clock.now(), parse_id(endpoint_id, "webhook endpoint")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 200, await service.delete_endpoint(conn, principal.tenant_id, endpoint, now)
+
+    return await respond(request, state, principal, raw, now, work)
+
+
+@router.post("/webhook-endpoints/{endpoint_id}/roll-secret", **_doc(EndpointWithSecret, 200, 404))
+async def roll_secret(request: Request, endpoint_id: str, principal: WebhooksManage) -> Response:
+    """A new signing secret, shown this once; the old one keeps signing too for 24 hours."""
+    raw = await read_body(request)
+    state = app_state(request)
+    now, endpoint = state.clock.now(), parse_id(endpoint_id, "webhook endpoint")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        rolled = await service.roll_secret(conn, principal.tenant_id, endpoint, state.box, now)
+        return 200, rolled
+
+    return await respond(request, state, principal, raw, now, work, sealed=True)
+
+
+@router.get("/events/{event_id}/deliveries", **_doc(DeliveryList, 200, 404))
+async def list_deliveries(request: Request, event_id: str, principal: WebhooksManage) -> Response:
+    """Each endpoint's delivery of the event, with every attempt (status, latency, excerpt)."""
+    state = app_state(request)
+    async with state.db.read() as conn:
+        found = await service.deliveries(conn, principal.tenant_id, parse_id(event_id, "event"))
+    return json_response(found)
+
+
+@router.post(
+    "/events/{event_id}/redeliver",
+    openapi_extra=body_schema(RedeliverIn),
+    **_doc(DeliveryList, 202, 404, 409, 422),
+)
+async def redeliver(request: Request, event_id: str, principal: WebhooksManage) -> Response:
+    """Send the event again now, with a fresh round of retries (the body is optional)."""
+    raw = await read_body(request)
+    body = parse_json(raw, RedeliverIn, empty_ok=True)
+    state = app_state(request)
+    now, event = state.clock.now(), parse_id(event_id, "event")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        found = await service.redeliver(conn, principal.tenant_id, event, body.endpoint_id, now)
+        return 202, found
+
+    return await respond(request, state, principal, raw, now, work)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+from sqlalchemy.engine import Row
+
+from kassa.events.schemas import EventType
+from kassa.kit.fields import Description
+from kassa.ledger.schemas import Timestamp
+
+EVENT_TYPES = frozenset(get_args(EventType))
+ALL_EVENTS = "*"
+
+
+def _event_types(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise PydanticCustomError("duplicate_event_type", "lists an event type twice")
+    unknown = [item for item in value if item not in EVENT_TYPES and item != ALL_EVENTS]
+    if unknown:
+        raise PydanticCustomError(
+            "unknown_event_type",
+            "unknown event type {unknown}; use '*' or some of: {known}",
+            {"unknown": ", ".join(unknown), "known": ", ".join(sorted(EVENT_TYPES))},
+        )
+    if ALL_EVENTS in value and len(value) > 1:
+        raise PydanticCustomError("invalid_event_types", "'*' already means every event type")
+    return value
+
+
+EventTypes = Annotated[
+    list[str],
+    Field(min_length=1, max_length=100, description="event types to send, or ['*'] for all"),
+    AfterValidator(_event_types),
+]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class NewEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url = Field(description="https URL the events are POSTed to")
+    event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
+    description: Description | None = None
+    enabled: bool = True
+
+
+class EndpointOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    description: str | None
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None = Field(description="why Kassa disabled it, e.g. a 410 answer")
+    created_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> EndpointOut:
+        return cls(
+            id=row.id,
+            url=row.url,
+            description=row.description,
+            event_types=list(row.event_types),
+            enabled=row.enabled,
+            disabled_reason=row.disabled_reason,
+            created_at=row.created_at,
+        )
+
+
+class EndpointWithSecret(EndpointOut):
+    secret: str = Field(description="the signing secret, shown this once")
+
+
+class DeletedEndpoint(BaseModel):
+    id: uuid.UUID
+    deleted: Literal[True] = True
+
+
+class RedeliverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_id: uuid.UUID | None = Field(
+        default=None, description="only this endpoint; default: every enabled endpoint"
+    )
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    started_at: Timestamp
+    status_code: int | None = Field(description="the receiver's HTTP status, if it answered")
+    error: str | None = Field(description="why there was no answer (timeout, refused, ...)")
+    latency_ms: int
+    response_excerpt: str | None
+    succeeded: bool
+
+
+DeliveryStatus = Literal["pending", "succeeded", "failed", "canceled"]
+
+
+class DeliveryOut(BaseModel):
+    event_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    url: str
+    status: DeliveryStatus
+    next_attempt_at: Timestamp | None
+    attempts: list[AttemptOut]
+
+
+class DeliveryList(BaseModel):
+    data: list[DeliveryOut]
