@@ -15,10 +15,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.auth import repository as auth_repository
+from kassa.auth import service as auth
 from kassa.auth.service import Principal, Tenant
 from kassa.idempotency import service as idempotency
-from kassa.kit.errors import KassaError, NotFound
+from kassa.kit.errors import KassaError
 from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.money import minor_to_major
 from kassa.ledger.schemas import TransactionOut
@@ -67,10 +67,7 @@ def bearer_token(request: Request) -> str | None:
 
 async def tenant_of(state: AppState, principal: Principal) -> Tenant:
     async with state.db.read() as conn:
-        row = await auth_repository.get_tenant(conn, principal.tenant_id)
-    if row is None:  # a key outlived its tenant: treat it as unknown
-        raise NotFound("tenant not found")
-    return Tenant.from_row(row)
+        return await auth.get_tenant(conn, principal.tenant_id)
 
 
 async def wallet_by_customer(
