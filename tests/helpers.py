@@ -54,12 +54,12 @@ class TenantKey:
 
 
 async def make_tenant(
-    db: Database, currency: str = "EUR", scopes: list[str] | None = None
+    db: Database, currency: str = "EUR", scopes: list[str] | None = None, timezone: str = "UTC"
 ) -> TenantKey:
     now = SystemClock().now()
     async with db.write() as conn:
         tenant = await auth.create_tenant(
-            conn, f"tenant-{uuid.uuid4().hex[:6]}", currency, "UTC", now
+            conn, f"tenant-{uuid.uuid4().hex[:6]}", currency, timezone, now
         )
         issued = await auth.create_key(
             conn, tenant.id, sorted(scopes if scopes is not None else ALL_SCOPES), "test", now

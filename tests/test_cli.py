@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from kassa.app import create_app
+from kassa.auth.scopes import ALL_SCOPES
 from kassa.auth.tables import api_keys
 from kassa.config import Settings
 from kassa.kit.db import Database
@@ -239,13 +240,8 @@ async def test_keys_list_shows_prefixes_and_scopes_but_never_keys(
         "revoked": False,
     }
     # Without --scopes a key gets every scope.
-    assert admin["scopes"] == [
-        "events:read",
-        "wallets:read",
-        "wallets:write",
-        "webhooks:manage",
-        "withdrawals:write",
-    ]
+    assert admin["scopes"] == sorted(ALL_SCOPES)  # no --scopes: every scope there is
+    assert "customer-wallets.read_write" in admin["scopes"]
     assert listed[1]["scopes"] == admin["scopes"]
     assert listed[1]["revoked"] is False
     assert_refused(await cli(url, "keys", "list", "--tenant", "acme"), "acme")

@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from kassa import __version__
+from kassa import __version__, compat
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
@@ -114,4 +114,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(wallets_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
+    for dialect in compat.routers(settings):
+        app.include_router(dialect)
     return HotPath(app, state)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from kassa import migrations
+from kassa import compat, migrations
 from kassa.auth import repository as auth_repository
 from kassa.auth import service as auth
 from kassa.auth.scopes import SCOPES
@@ -43,6 +43,7 @@ def _settings() -> Settings:
     settings = Settings.from_env()
     try:
         DatabaseUrl(settings.database_url).backend  # noqa: B018 - validates the URL
+        compat.routers(settings)  # validates KASSA_DIALECTS
     except ValueError as error:
         _fail(str(error))
     return settings

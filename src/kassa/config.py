@@ -25,6 +25,8 @@ class Settings:
     # Run the webhook delivery worker inside `kassa serve`: auto = on SQLite only.
     webhook_worker: str = "auto"
     webhook_timeout_seconds: float = 10.0
+    # The dialects (facades of other withdrawal APIs) to serve under /compat/<name>.
+    dialects: frozenset[str] = frozenset({"salla", "walletapi", "autional"})
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,4 +47,9 @@ class Settings:
             ),
             webhook_worker=env.get("KASSA_WEBHOOK_WORKER", "auto").lower(),
             webhook_timeout_seconds=float(env.get("KASSA_WEBHOOK_TIMEOUT_SECONDS", "10")),
+            dialects=frozenset(
+                name.strip().lower()
+                for name in env.get("KASSA_DIALECTS", "salla,walletapi,autional").split(",")
+                if name.strip()
+            ),
         )

@@ -5,6 +5,8 @@ SCOPES: dict[str, str] = {
     "wallets:write": "create, deposit to, withdraw from, freeze, unfreeze and close wallets",
     "withdrawals:write": "immediate withdrawals only (a narrower grant than wallets:write)",
     "events:read": "read events (every state change, as webhooks send them)",
+    "customer-wallets.read_write": "the Salla dialect's customer wallet withdraw and deposit"
+    " (Salla's own scope name)",
     "webhooks:manage": "create, list, delete webhook endpoints, roll their secrets, see and"
     " redo deliveries",
 }

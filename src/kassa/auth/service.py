@@ -102,6 +102,13 @@ async def create_tenant(
     return tenant
 
 
+async def get_tenant(conn: AsyncConnection, tenant_id: uuid.UUID) -> Tenant:
+    row = await repository.get_tenant(conn, tenant_id)
+    if row is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    return Tenant.from_row(row)
+
+
 async def create_key(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,

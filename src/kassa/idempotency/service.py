@@ -80,7 +80,18 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-Work = Callable[[AsyncConnection], Awaitable[tuple[int, BaseModel]]]
+# A unit of work answers a status and a model (rendered as JSON), or the body's bytes already
+# rendered (the dialects render their own documents).
+Work = Callable[[AsyncConnection], Awaitable[tuple[int, BaseModel | bytes]]]
+ErrorRenderer = Callable[[KassaError], "Answer"]
+
+
+def problem_answer(error: KassaError) -> Answer:
+    return Answer(error.status, PROBLEM_MEDIA_TYPE, problem_json(error))
+
+
+def _body(model: BaseModel | bytes) -> bytes:
+    return model if isinstance(model, bytes) else model.model_dump_json().encode()
 
 
 class Sealer(Protocol):
@@ -97,13 +108,14 @@ async def run(
     ttl: timedelta,
     *,
     box: Sealer | None = None,
+    render_error: ErrorRenderer = problem_answer,
 ) -> Answer:
     """Do ``work`` in one unit of work; with a key, store or replay its answer (encrypted with
     ``box`` when one is given: an answer that shows a secret is not kept in the clear)."""
     if key is None:
         async with db.write() as conn:
             status, model = await work(conn)
-        return Answer(status, JSON_MEDIA_TYPE, model.model_dump_json().encode())
+        return Answer(status, JSON_MEDIA_TYPE, _body(model))
     async with db.write() as conn:
         if conn.dialect.name == "postgresql":
             locked = await conn.scalar(
@@ -141,9 +153,9 @@ async def run(
         try:
             async with conn.begin_nested():
                 status, model = await work(conn)
-            answer = Answer(status, JSON_MEDIA_TYPE, model.model_dump_json().encode())
+            answer = Answer(status, JSON_MEDIA_TYPE, _body(model))
         except KassaError as error:
-            answer = Answer(error.status, PROBLEM_MEDIA_TYPE, problem_json(error))
+            answer = render_error(error)
         await conn.execute(
             insert(idempotency_keys).values(
                 tenant_id=key.tenant_id,

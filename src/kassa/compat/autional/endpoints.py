@@ -1,0 +1,208 @@
+"""The Autional dialect: Autional Wallet Service, under ``/compat/autional``.
+
+``POST /wallets/{user_id}/withdraw`` with ``{amount, description?, reference_id?}``: the user's
+wallet in the tenant's default currency, ``amount`` a decimal string in major units (exact: more
+decimals than the currency has is refused, never rounded). Answers are the document's
+``{code, message, timestamp, data: {transaction, wallet}}`` and, for refusals,
+``{code, message, timestamp}``; see ``docs/dialects.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from kassa.auth.deps import authorize
+from kassa.auth.service import Principal
+from kassa.compat.common import (
+    Move,
+    bearer_token,
+    json_answer,
+    major,
+    move_money,
+    response,
+    tenant_of,
+    wallet_by_customer,
+)
+from kassa.idempotency.service import Answer
+from kassa.kit.clock import Clock
+from kassa.kit.errors import FieldError, InvalidAmount, KassaError, NotFound, ValidationFailed
+from kassa.kit.http import loads, read_body
+from kassa.kit.money import major_to_minor
+from kassa.ledger.schemas import TransactionOut
+from kassa.state import app_state
+from kassa.wallets import service as wallets
+from kassa.wallets.schemas import WalletOut
+
+SCOPE = "withdrawals:write"
+router = APIRouter(prefix="/compat/autional", tags=["Autional dialect"])
+
+DECIMAL_STRING = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+# Status and message per refusal: 400, 401, 409 and 422 as the document gives them, the rest the
+# nearest HTTP meaning in the same shape.
+_REFUSALS: dict[str, tuple[int, str]] = {
+    "unauthorized": (401, "Unauthenticated or invalid token"),
+    "forbidden": (403, "The token lacks the permission to withdraw"),
+    "not_found": (404, "Wallet not found"),
+    "insufficient_funds": (409, "Insufficient balance"),
+    "wallet_frozen": (409, "Wallet is frozen"),
+    "wallet_closed": (409, "Wallet is closed"),
+    "duplicate_reference": (409, "Duplicate reference_id"),
+    "idempotency_key_in_use": (409, "A request with this Idempotency-Key is in progress"),
+    "invalid_amount": (422, "Invalid amount"),
+    "idempotency_key_reused": (422, "Idempotency-Key was used for a different request"),
+}
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def error_renderer(clock: Clock) -> Callable[[KassaError], Answer]:
+    def render_error(error: KassaError) -> Answer:
+        status, message = _REFUSALS.get(error.code, (400, "Invalid request parameters"))
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in error.errors) or error.detail
+        document = {"code": status, "message": f"{message}: {detail}"}
+        return json_answer(status, document | {"timestamp": timestamp(clock.now())})
+
+    return render_error
+
+
+def _money(amount: int, currency: str) -> str:
+    return str(major(amount, currency))
+
+
+def wallet_document(wallet: WalletOut, principal: Principal) -> dict[str, Any]:
+    return {
+        "application_id": str(principal.key_id),
+        "balance": _money(wallet.balance, wallet.currency),
+        "created_at": timestamp(wallet.created_at),
+        "currency": wallet.currency,
+        "frozen_balance": _money(wallet.held_balance, wallet.currency),
+        "status": wallet.status,
+        "tenant_id": str(principal.tenant_id),
+        "updated_at": timestamp(wallet.updated_at),
+        "user_id": wallet.customer_id,
+        "wallet_id": str(wallet.id),
+    }
+
+
+def transaction_document(transaction: TransactionOut) -> dict[str, Any]:
+    currency = transaction.currency
+    before, after = transaction.balance_before, transaction.balance_after
+    return {
+        "amount": _money(transaction.amount, currency),
+        "balance_after": _money(after, currency) if after is not None else None,
+        "balance_before": _money(before, currency) if before is not None else None,
+        "counterparty_id": "payouts_clearing",
+        "created_at": timestamp(transaction.created_at),
+        "currency": currency,
+        "description": transaction.description or "",
+        "id": str(transaction.id),
+        "reference_id": transaction.reference or "",
+        "status": transaction.status,
+        "type": "withdraw",
+        "wallet_id": str(transaction.wallet_id),
+    }
+
+
+def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise ValidationFailed(
+            errors=[{"field": name, "code": "invalid", "message": f"a string of 1 to {limit}"}]
+        )
+    return value
+
+
+def _parse(raw: bytes, currency: str) -> tuple[int, str | None, str | None]:
+    body = loads(raw) if raw.strip() else None
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    amount = body.get("amount")
+    if not isinstance(amount, str):
+        errors: list[FieldError] = [
+            {"field": "amount", "code": "required", "message": 'a decimal string such as "50.00"'}
+        ]
+        raise ValidationFailed(errors=errors)
+    if not DECIMAL_STRING.fullmatch(amount.strip()):
+        raise InvalidAmount(
+            errors=[{"field": "amount", "code": "invalid_amount", "message": "not a decimal"}]
+        )
+    minor = major_to_minor(Decimal(amount.strip()), currency)
+    reference = _optional_text(body, "reference_id", 255)
+    description = _optional_text(body, "description", 1000)
+    return minor, reference, description
+
+
+@router.post(
+    "/wallets/{user_id}/withdraw",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "example": {
+                        "amount": "50.00",
+                        "description": "Balance withdrawal",
+                        "reference_id": "withdraw_123",
+                    }
+                }
+            },
+        }
+    },
+    responses={
+        200: {"description": "{code, message, timestamp, data: {transaction, wallet}}"},
+        400: {"description": "invalid request parameters"},
+        401: {"description": "unauthenticated or invalid token"},
+        404: {"description": "the user has no wallet in the tenant's currency"},
+        409: {
+            "description": "insufficient balance (also a frozen wallet, a repeated reference_id)"
+        },
+        422: {"description": "invalid amount"},
+    },
+)
+async def withdraw(request: Request, user_id: str) -> Response:
+    """Withdraw from a user's wallet (Autional's withdraw)."""
+    state = app_state(request)
+    render_error = error_renderer(state.clock)
+    try:
+        raw = await read_body(request)
+        principal = await authorize(state.authenticator, bearer_token(request), SCOPE)
+        tenant = await tenant_of(state, principal)
+        amount, reference, description = _parse(raw, tenant.default_currency)
+        wallet = await wallet_by_customer(
+            state, principal.tenant_id, user_id, tenant.default_currency
+        )
+        if wallet is None:
+            raise NotFound(f"user {user_id} has no {tenant.default_currency} wallet")
+        move = Move(wallets.WITHDRAWAL, wallet.id, amount, reference, description)
+
+        def render(
+            transaction: TransactionOut, after: WalletOut, now: datetime
+        ) -> tuple[int, dict[str, Any]]:
+            data = {
+                "transaction": transaction_document(transaction),
+                "wallet": wallet_document(after, principal),
+            }
+            return 200, {
+                "code": 200,
+                "message": "success",
+                "timestamp": timestamp(now),
+                "data": data,
+            }
+
+        answer = await move_money(request, state, principal, raw, move, render, render_error)
+    except KassaError as error:
+        answer = render_error(error)
+    return response(answer)

@@ -1,0 +1,139 @@
+"""What the dialects share: exact JSON numbers, finding the wallet, and the withdrawal's unit of
+work under an Idempotency-Key, answered in the dialect's own shapes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.auth import service as auth
+from kassa.auth.service import Principal, Tenant
+from kassa.idempotency import service as idempotency
+from kassa.kit.errors import KassaError
+from kassa.kit.http import JSON_MEDIA_TYPE
+from kassa.kit.money import minor_to_major
+from kassa.ledger.schemas import TransactionOut
+from kassa.state import AppState
+from kassa.wallets import service as wallets
+from kassa.wallets.schemas import WalletOut
+
+
+def json_number(value: Decimal) -> orjson.Fragment:
+    """A JSON number written exactly as the decimal reads (never through a float)."""
+    return orjson.Fragment(format(value, "f").encode())
+
+
+def major(amount: int, currency: str) -> Decimal:
+    """Minor units as the currency's major units, with its decimal places (``1.00``)."""
+    return minor_to_major(amount, currency)
+
+
+def plain_major(amount: int, currency: str) -> Decimal:
+    """The same without trailing zeros (``1``, ``12.5``), as some documents show amounts."""
+    value = minor_to_major(amount, currency).normalize()
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
+
+
+def dumps(document: dict[str, Any]) -> bytes:
+    return orjson.dumps(document)
+
+
+def json_answer(status: int, document: dict[str, Any]) -> idempotency.Answer:
+    return idempotency.Answer(status, JSON_MEDIA_TYPE, dumps(document))
+
+
+def response(answer: idempotency.Answer) -> Response:
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type=answer.media_type,
+        headers=dict(answer.headers),
+    )
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def tenant_of(state: AppState, principal: Principal) -> Tenant:
+    async with state.db.read() as conn:
+        return await auth.get_tenant(conn, principal.tenant_id)
+
+
+async def wallet_by_customer(
+    state: AppState, tenant_id: uuid.UUID, customer_id: str, currency: str
+) -> WalletOut | None:
+    now = state.clock.now()
+    async with state.db.read() as conn:
+        page = await wallets.list_wallets(
+            conn,
+            tenant_id,
+            customer_id=customer_id,
+            currency=currency,
+            starting_after=None,
+            limit=1,
+            now=now,
+        )
+    return page.data[0] if page.data else None
+
+
+async def wallet_by_id(state: AppState, tenant_id: uuid.UUID, wallet_id: uuid.UUID) -> WalletOut:
+    async with state.db.read() as conn:
+        return await wallets.get_wallet(conn, tenant_id, wallet_id, state.clock.now())
+
+
+@dataclass(frozen=True)
+class Move:
+    """A dialect's deposit or withdrawal, once its body is understood."""
+
+    movement: wallets.Movement
+    wallet_id: uuid.UUID
+    amount: int  # minor units
+    reference: str | None
+    description: str | None
+
+
+Render = Callable[[TransactionOut, WalletOut, datetime], tuple[int, dict[str, Any]]]
+
+
+async def move_money(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    raw: bytes,
+    move: Move,
+    render: Render,
+    render_error: Callable[[KassaError], idempotency.Answer],
+) -> idempotency.Answer:
+    """The move as one unit of work (the /v1 services, the same events), with the request's
+    Idempotency-Key if it has one; the answer and any refusal are rendered by the dialect."""
+    key = idempotency.key_for(
+        principal.tenant_id,
+        request.headers.get(idempotency.HEADER),
+        request.method,
+        request.url.path,
+        raw,
+    )
+    now = state.clock.now()
+    money = wallets.MoneyRequest(
+        principal.tenant_id, move.wallet_id, move.amount, None, move.reference, move.description, {}
+    )
+
+    async def work(conn: AsyncConnection) -> tuple[int, bytes]:
+        transaction = await wallets.move_money_in(conn, move.movement, money, now)
+        wallet = await wallets.get_wallet(conn, principal.tenant_id, move.wallet_id, now)
+        status, document = render(transaction, wallet, now)
+        return status, dumps(document)
+
+    ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
+    return await idempotency.run(state.db, key, work, now, ttl, render_error=render_error)

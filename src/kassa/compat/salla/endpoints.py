@@ -1,0 +1,253 @@
+"""The Salla dialect: Salla Merchant API's Customer Wallet, under ``/compat/salla/admin/v2``.
+
+``POST /customers/wallets/withdraw`` (and its twin ``/customers/wallets/deposit``) with
+``{customer_id, amount}``: the customer's wallet in the tenant's default currency, amounts as
+JSON numbers in major units. Answers are the document's envelope ``{status, success, data}``
+and its 401, 403 and 422 shapes; ``docs/dialects.md`` records every choice the document leaves
+open.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from kassa.auth.deps import authorize
+from kassa.auth.service import Principal
+from kassa.compat.common import (
+    Move,
+    json_answer,
+    json_number,
+    move_money,
+    plain_major,
+    response,
+    tenant_of,
+    wallet_by_customer,
+)
+from kassa.idempotency.service import Answer
+from kassa.kit.errors import FieldError, KassaError, MalformedJson, Unauthorized
+from kassa.kit.http import loads, read_body
+from kassa.kit.money import major_to_minor
+from kassa.ledger.schemas import TransactionOut
+from kassa.state import app_state
+from kassa.wallets import service as wallets
+from kassa.wallets.schemas import WalletOut
+
+SCOPE = "customer-wallets.read_write"
+BASE = "/compat/salla/admin/v2"
+router = APIRouter(prefix=BASE, tags=["Salla dialect"])
+
+# The document's own wording, kept as it is (its typo included): clients may compare it.
+VALIDATION_MESSAGE = "Validation is not successfull"
+SCOPE_MESSAGE = f"The access token should have access to one of those scopes: {SCOPE}"
+
+
+class SallaError(KassaError):
+    """A refusal with Salla's per-field messages."""
+
+    status = 422
+    code = "validation_failed"
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        super().__init__(VALIDATION_MESSAGE)
+        self.fields = fields
+
+
+def _error(status: int, code: str | int, message: str, **more: Any) -> Answer:
+    return json_answer(
+        status,
+        {"status": status, "success": False, "error": {"code": code, "message": message, **more}},
+    )
+
+
+def _invalid(fields: dict[str, list[str]]) -> Answer:
+    return _error(422, "validation_failed", VALIDATION_MESSAGE, fields=fields)
+
+
+def render_error(error: KassaError) -> Answer:
+    """Any refusal in the shapes the document gives (401, 403, 422), or the nearest of them."""
+    if isinstance(error, SallaError):
+        return _invalid(error.fields)
+    if isinstance(error, Unauthorized):
+        return _error(401, "Unauthorized", error.detail)
+    match error.code:
+        case "forbidden":
+            return _error(401, "Unauthorized", SCOPE_MESSAGE)
+        case "wallet_frozen" | "wallet_closed":
+            return _error(403, 403, f"The customer wallet is {error.code.removeprefix('wallet_')}")
+        case "insufficient_funds":
+            return _invalid({"amount": ["The amount may not be greater than the wallet balance."]})
+        case "not_found":
+            return _invalid({"customer_id": ["The selected customer id is invalid."]})
+        case "idempotency_key_reused" | "invalid_idempotency_key":
+            return _invalid({"Idempotency-Key": [error.detail]})
+        case "idempotency_key_in_use":
+            return _error(409, error.code, error.detail)
+    fields = _fields(error.errors) if error.errors else {"request": [error.detail]}
+    return _invalid(fields)
+
+
+def _fields(errors: list[FieldError]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for item in errors:
+        fields.setdefault(item["field"], []).append(item["message"])
+    return fields
+
+
+def _number(value: Any) -> Decimal | None:
+    """A JSON number (or a numeric string, as Salla accepts), exactly; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except ArithmeticError:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def _parse(raw: bytes, currency: str) -> tuple[str, int]:
+    """The body's customer id and amount (minor units), or every field's complaints."""
+    try:
+        body = loads(raw) if raw.strip() else {}
+    except MalformedJson as error:
+        raise SallaError({"request": [error.detail]}) from None
+    if not isinstance(body, dict):
+        raise SallaError({"request": ["The request body must be a JSON object."]})
+    fields: dict[str, list[str]] = {}
+    customer = _number(body.get("customer_id"))
+    if body.get("customer_id") is None:
+        fields["customer_id"] = ["The customer id field is required."]
+    elif customer is None or customer != customer.to_integral_value() or customer <= 0:
+        fields["customer_id"] = ["The customer id must be a positive integer."]
+    amount = _number(body.get("amount"))
+    minor = 0
+    if body.get("amount") is None:
+        fields["amount"] = ["The amount field is required."]
+    elif amount is None:
+        fields["amount"] = ["The amount must be a number."]
+    elif amount <= 0:
+        fields["amount"] = ["The amount must be greater than 0."]
+    else:
+        try:
+            minor = major_to_minor(amount, currency)
+        except KassaError as error:
+            fields["amount"] = [f"The amount is not valid: {error.errors[0]['message']}."]
+    if fields:
+        raise SallaError(fields)
+    assert customer is not None
+    return str(int(customer)), minor
+
+
+def _render(movement: wallets.Movement, zone: ZoneInfo) -> Any:
+    def render(
+        transaction: TransactionOut, wallet: WalletOut, now: datetime
+    ) -> tuple[int, dict[str, Any]]:
+        signed = transaction.amount * movement.sign
+        amount = json_number(plain_major(signed, wallet.currency))
+        local = now.astimezone(zone)
+        return 200, {
+            "status": 200,
+            "success": True,
+            "data": {
+                "status": "confirmed",
+                # The document's schema names it amount, its example amount_float: both.
+                "amount": amount,
+                "amount_float": amount,
+                "date": {
+                    "date": local.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    "timezone_type": 3,
+                    "timezone": zone.key,
+                },
+                "wallet": {
+                    "id": int(wallet.alias),
+                    "balance": json_number(plain_major(wallet.available_balance, wallet.currency)),
+                    "created_at": wallet.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                },
+            },
+        }
+
+    return render
+
+
+async def _move(request: Request, movement: wallets.Movement) -> Response:
+    state = app_state(request)
+    try:
+        raw = await read_body(request)
+        token = _bearer(request)
+        principal: Principal = await authorize(state.authenticator, token, SCOPE)
+        tenant = await tenant_of(state, principal)
+        customer_id, amount = _parse(raw, tenant.default_currency)
+        wallet = await wallet_by_customer(
+            state, principal.tenant_id, customer_id, tenant.default_currency
+        )
+        if wallet is None:
+            raise SallaError({"customer_id": ["The selected customer id is invalid."]})
+        move = Move(movement, wallet.id, amount, None, None)
+        answer = await move_money(
+            request,
+            state,
+            principal,
+            raw,
+            move,
+            _render(movement, ZoneInfo(tenant.timezone)),
+            render_error,
+        )
+    except KassaError as error:
+        answer = render_error(error)
+    return response(answer)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The access token is missing or invalid.")
+    return token.strip()
+
+
+_DOC: dict[str, Any] = {
+    "response_class": Response,
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "customer_id": {"type": "number"},
+                            "amount": {"type": "number", "description": "major units"},
+                        },
+                    },
+                    "example": {"customer_id": 1994632444, "amount": 22},
+                }
+            },
+        }
+    },
+    "responses": {
+        200: {"description": "the envelope {status, success, data}"},
+        401: {"description": "no valid key, or the key lacks customer-wallets.read_write"},
+        403: {"description": "the customer's wallet is frozen or closed"},
+        422: {"description": "validation failed: error.fields lists each field's messages"},
+    },
+}
+
+
+@router.post("/customers/wallets/withdraw", **_DOC)
+async def withdraw(request: Request) -> Response:
+    """Withdraw from a customer's wallet (Salla's Customer Wallet withdraw)."""
+    return await _move(request, wallets.WITHDRAWAL)
+
+
+@router.post("/customers/wallets/deposit", **_DOC)
+async def deposit(request: Request) -> Response:
+    """Add to a customer's wallet (the withdraw endpoint's twin)."""
+    return await _move(request, wallets.DEPOSIT)

@@ -1,0 +1,204 @@
+"""The WalletAPI dialect, under ``/compat/walletapi``.
+
+``POST /api/v1/wallet/withdraw`` with ``{Id, Amount, Description, ExternalReference}``: the
+wallet by its id, ``Amount`` a JSON number in the wallet currency's major units. The caller
+sends two headers: ``apikeypublic`` carries a Kassa API key and ``apiclientpublic`` the id of the
+tenant that key belongs to; both must match. Every answer is the document's envelope
+``{Value, Errors, IsSuccess, IsFailure}``; see ``docs/dialects.md``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from kassa.auth.deps import authorize
+from kassa.auth.service import Principal
+from kassa.compat.common import (
+    Move,
+    json_answer,
+    json_number,
+    major,
+    move_money,
+    response,
+    wallet_by_id,
+)
+from kassa.idempotency.service import Answer
+from kassa.kit.clock import isoformat
+from kassa.kit.errors import FieldError, KassaError, MalformedJson, Unauthorized, ValidationFailed
+from kassa.kit.http import loads, read_body
+from kassa.kit.money import major_to_minor
+from kassa.ledger.schemas import TransactionOut
+from kassa.state import app_state
+from kassa.wallets import service as wallets
+from kassa.wallets.schemas import WalletOut
+
+SCOPE = "withdrawals:write"
+router = APIRouter(prefix="/compat/walletapi", tags=["WalletAPI dialect"])
+
+# HTTP status per refusal: the document shows only success, so these follow HTTP's meanings.
+_STATUS = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "insufficient_funds": 409,
+    "wallet_frozen": 409,
+    "wallet_closed": 409,
+    "duplicate_reference": 409,
+    "idempotency_key_in_use": 409,
+    "idempotency_key_reused": 422,
+}
+
+
+def _envelope(value: dict[str, Any] | None, errors: list[str]) -> dict[str, Any]:
+    return {"Value": value, "Errors": errors, "IsSuccess": not errors, "IsFailure": bool(errors)}
+
+
+def render_error(error: KassaError) -> Answer:
+    messages = [f"{item['field']}: {item['message']}" for item in error.errors] or [error.detail]
+    return json_answer(_STATUS.get(error.code, 400), _envelope(None, messages))
+
+
+def merchant_id(tenant_id: uuid.UUID) -> int:
+    """The tenant as the positive 31-bit integer the document's MerchantId example shows."""
+    return int.from_bytes(tenant_id.bytes[:4], "big") & 0x7FFFFFFF
+
+
+def _money(amount: int, currency: str) -> Any:
+    return json_number(major(amount, currency))
+
+
+def wallet_value(wallet: WalletOut, tenant_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "Id": str(wallet.id),
+        "WalletOwnerId": wallet.customer_id,
+        "Name": wallet.name or "",
+        "Alias": wallet.alias,
+        "MerchantId": merchant_id(tenant_id),
+        "RegionId": 1,
+        "CurrencyCode": wallet.currency,
+        "Balance": _money(wallet.balance, wallet.currency),
+        "AvailableBalance": _money(wallet.available_balance, wallet.currency),
+        "TotalGiftBalance": _money(wallet.gift_balance, wallet.currency),
+        "BlockedBalance": _money(wallet.held_balance, wallet.currency),
+        "FrozenUntil": isoformat(wallet.frozen_until) if wallet.frozen_until else None,
+        "IsFrozen": wallet.status == "frozen",
+        "IsDeleted": wallet.status == "closed",
+        "CreatedAt": isoformat(wallet.created_at),
+        "UpdatedAt": isoformat(wallet.updated_at),
+    }
+
+
+def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name.lower())
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise ValidationFailed(
+            errors=[{"field": name, "code": "invalid", "message": f"1 to {limit} characters"}]
+        )
+    return value
+
+
+def _parse(raw: bytes) -> tuple[uuid.UUID, Decimal, str | None, str | None]:
+    parsed = loads(raw) if raw.strip() else None
+    if not isinstance(parsed, dict):
+        raise MalformedJson("the body must be a JSON object")
+    # .NET model binding matches member names whatever their case.
+    body = {str(key).lower(): value for key, value in parsed.items()}
+    errors: list[FieldError] = []
+    wallet_id: uuid.UUID | None = None
+    try:
+        wallet_id = uuid.UUID(str(body["id"])) if isinstance(body.get("id"), str) else None
+    except ValueError:
+        wallet_id = None
+    if wallet_id is None:
+        errors.append({"field": "Id", "code": "invalid", "message": "the wallet's Guid"})
+    amount = body.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int | Decimal) or amount <= 0:
+        errors.append({"field": "Amount", "code": "invalid", "message": "a positive number"})
+    if errors:
+        raise ValidationFailed(errors=errors)
+    assert wallet_id is not None
+    assert isinstance(amount, int | Decimal)
+    reference = _text(body, "ExternalReference", 255)
+    description = _text(body, "Description", 1000)
+    return wallet_id, Decimal(amount), reference, description
+
+
+async def _authorize(request: Request) -> Principal:
+    key = request.headers.get("apikeypublic")
+    client = request.headers.get("apiclientpublic")
+    if not key or not client:
+        raise Unauthorized("the apikeypublic and apiclientpublic headers are required")
+    principal = await authorize(app_state(request).authenticator, key, SCOPE)
+    if client.strip().lower() != str(principal.tenant_id):
+        raise Unauthorized("apiclientpublic does not match apikeypublic")
+    return principal
+
+
+@router.post(
+    "/api/v1/wallet/withdraw",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "example": {
+                        "Id": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
+                        "Amount": 1,
+                        "Description": "description",
+                        "ExternalReference": "order-1",
+                    }
+                }
+            },
+        },
+        "parameters": [
+            {"name": "apikeypublic", "in": "header", "required": True, "description": "API key"},
+            {
+                "name": "apiclientpublic",
+                "in": "header",
+                "required": True,
+                "description": "tenant id",
+            },
+        ],
+    },
+    responses={
+        200: {"description": "{Value, Errors: [], IsSuccess: true, IsFailure: false}"},
+        400: {"description": "invalid body: Errors lists the fields"},
+        401: {"description": "missing or mismatched apikeypublic / apiclientpublic"},
+        404: {"description": "no such wallet for this tenant"},
+        409: {
+            "description": "insufficient funds, frozen or closed wallet, repeated ExternalReference"
+        },
+    },
+)
+async def withdraw(request: Request) -> Response:
+    """Withdraw from a wallet at once (WalletAPI's withdraw)."""
+    state = app_state(request)
+    try:
+        raw = await read_body(request)
+        principal = await _authorize(request)
+        wallet_id, amount, reference, description = _parse(raw)
+        wallet = await wallet_by_id(state, principal.tenant_id, wallet_id)
+        minor = major_to_minor(amount, wallet.currency, "Amount")
+        move = Move(wallets.WITHDRAWAL, wallet.id, minor, reference, description)
+
+        def render(
+            transaction: TransactionOut, after: WalletOut, now: datetime
+        ) -> tuple[int, dict[str, Any]]:
+            value = wallet_value(after, principal.tenant_id) | {
+                "TransactionId": str(transaction.id)
+            }
+            return 200, _envelope(value, [])
+
+        answer = await move_money(request, state, principal, raw, move, render, render_error)
+    except KassaError as error:
+        answer = render_error(error)
+    return response(answer)
