@@ -16,11 +16,13 @@ from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
 from kassa.idempotency import service as idempotency
+from kassa.instruments.endpoints import router as instruments_router
 from kassa.kit.clock import Clock, SystemClock
 from kassa.kit.db import Backend, Database
 from kassa.kit.logging import configure_logging
 from kassa.kit.problem import install_problem_handlers
 from kassa.ops import router as ops_router
+from kassa.payouts.endpoints import router as payouts_router
 from kassa.state import AppState
 from kassa.wallets.endpoints import router as wallets_router
 from kassa.wallets.hotpath import HotPath
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(wallets_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
+    app.include_router(instruments_router)
+    app.include_router(payouts_router)
     for dialect in compat.routers(settings):
         app.include_router(dialect)
     return HotPath(app, state)

@@ -25,6 +25,8 @@ class Settings:
     # Run the webhook delivery worker inside `kassa serve`: auto = on SQLite only.
     webhook_worker: str = "auto"
     webhook_timeout_seconds: float = 10.0
+    # How long a payout's PREVIEW may be moved on.
+    payout_preview_minutes: float = 15.0
     # The dialects (facades of other withdrawal APIs) to serve under /compat/<name>.
     dialects: frozenset[str] = frozenset({"salla", "walletapi", "autional"})
 
@@ -47,6 +49,7 @@ class Settings:
             ),
             webhook_worker=env.get("KASSA_WEBHOOK_WORKER", "auto").lower(),
             webhook_timeout_seconds=float(env.get("KASSA_WEBHOOK_TIMEOUT_SECONDS", "10")),
+            payout_preview_minutes=float(env.get("KASSA_PAYOUT_PREVIEW_MINUTES", "15")),
             dialects=frozenset(
                 name.strip().lower()
                 for name in env.get("KASSA_DIALECTS", "salla,walletapi,autional").split(",")

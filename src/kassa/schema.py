@@ -3,8 +3,10 @@
 from kassa.auth.tables import api_keys, tenants
 from kassa.events.tables import events
 from kassa.idempotency.tables import idempotency_keys
+from kassa.instruments.tables import payment_instruments
 from kassa.kit.db import metadata
 from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
+from kassa.payouts.tables import payment_options, payouts
 from kassa.wallets.tables import wallets
 from kassa.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 
@@ -17,6 +19,9 @@ __all__ = [
     "journal_entries",
     "journal_transactions",
     "metadata",
+    "payment_instruments",
+    "payment_options",
+    "payouts",
     "tenants",
     "wallets",
     "webhook_attempts",

@@ -7,6 +7,10 @@ SCOPES: dict[str, str] = {
     "events:read": "read events (every state change, as webhooks send them)",
     "customer-wallets.read_write": "the Salla dialect's customer wallet withdraw and deposit"
     " (Salla's own scope name)",
+    "payouts:read": "read payouts, payment options and customers' payment instruments",
+    "payouts:write": "create and move payouts, add and verify payment instruments, set payment"
+    " options",
+    "payouts:settle": "post a manual payout's outcome (COMPLETED or FAILED)",
     "webhooks:manage": "create, list, delete webhook endpoints, roll their secrets, see and"
     " redo deliveries",
 }
@@ -14,7 +18,10 @@ SCOPES: dict[str, str] = {
 ALL_SCOPES = frozenset(SCOPES)
 
 # A scope that grants another too: wallets:write covers every wallet change.
-IMPLIED: dict[str, frozenset[str]] = {"wallets:write": frozenset({"withdrawals:write"})}
+IMPLIED: dict[str, frozenset[str]] = {
+    "wallets:write": frozenset({"withdrawals:write"}),
+    "payouts:write": frozenset({"payouts:read"}),
+}
 
 
 def expand(scopes: frozenset[str]) -> frozenset[str]:

@@ -15,6 +15,12 @@ EventType = Literal[
     "wallet.frozen",
     "wallet.unfrozen",
     "wallet.closed",
+    "payout.created",
+    "payout.pending",
+    "payout.processing",
+    "payout.completed",
+    "payout.failed",
+    "payout.cancelled",
 ]
 
 

@@ -101,6 +101,15 @@ async def get_wallet(
     return WalletOut.from_row(row, now)
 
 
+async def lock_for_change(
+    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, now: datetime
+) -> WalletOut:
+    """The wallet, with its accounts locked until the unit of work ends (on PostgreSQL; SQLite
+    serialises writers already), so a concurrent freeze or close is seen or waits."""
+    await ledger_repository.lock_wallet_accounts(conn, tenant_id, wallet_id)
+    return await get_wallet(conn, tenant_id, wallet_id, now)
+
+
 async def list_wallets(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,

@@ -1,0 +1,1 @@
+"""Customers' payment instruments (bank accounts, cards), kept only masked."""

@@ -1,0 +1,106 @@
+"""``/v1/customers/{customer_id}/instruments``: a customer's bank accounts and cards."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.auth.deps import PayoutsRead, PayoutsWrite
+from kassa.idempotency.http import respond
+from kassa.instruments import service
+from kassa.instruments.schemas import DeletedInstrument, InstrumentOut, NewInstrument
+from kassa.kit.http import body_schema, json_response, parse_json, read_body
+from kassa.kit.ids import parse_id
+from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page
+from kassa.kit.problem import PROBLEM_MEDIA_TYPE
+from kassa.state import app_state
+
+router = APIRouter(prefix="/v1/customers/{customer_id}/instruments", tags=["instruments"])
+CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
+
+
+def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
+    return {
+        "status_code": status,
+        "response_class": Response,
+        "responses": {
+            status: {"model": model},
+            **{
+                code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
+                for code in (401, 403, *problems)
+            },
+        },
+    }
+
+
+@router.post("", openapi_extra=body_schema(NewInstrument), **_doc(InstrumentOut, 201, 422))
+async def create_instrument(
+    request: Request, customer_id: CustomerId, principal: PayoutsWrite
+) -> Response:
+    """Add a bank account or card; it is checked, stored masked and starts ``unverified``."""
+    raw = await read_body(request)
+    body = parse_json(raw, NewInstrument)
+    state = app_state(request)
+    now = state.clock.now()
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 201, await service.create(conn, principal.tenant_id, customer_id, body, now)
+
+    return await respond(request, state, principal, raw, now, work)
+
+
+@router.get("", **_doc(Page[InstrumentOut], 200, 422))
+async def list_instruments(
+    request: Request, customer_id: CustomerId, principal: PayoutsRead, limit: Limit = DEFAULT_LIMIT
+) -> Response:
+    state = app_state(request)
+    async with state.db.read() as conn:
+        page = await service.list_instruments(conn, principal.tenant_id, customer_id, limit)
+    return json_response(page)
+
+
+@router.get("/{instrument_id}", **_doc(InstrumentOut, 200, 404))
+async def get_instrument(
+    request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsRead
+) -> Response:
+    state = app_state(request)
+    async with state.db.read() as conn:
+        found = await service.get(
+            conn, principal.tenant_id, customer_id, parse_id(instrument_id, "payment instrument")
+        )
+    return json_response(found)
+
+
+@router.post("/{instrument_id}/verify", **_doc(InstrumentOut, 200, 404))
+async def verify_instrument(
+    request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
+) -> Response:
+    """Mark the instrument verified (the merchant has checked it is the customer's)."""
+    raw = await read_body(request)
+    state = app_state(request)
+    now, instrument = state.clock.now(), parse_id(instrument_id, "payment instrument")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        verified = await service.verify(conn, principal.tenant_id, customer_id, instrument, now)
+        return 200, verified
+
+    return await respond(request, state, principal, raw, now, work)
+
+
+@router.delete("/{instrument_id}", **_doc(DeletedInstrument, 200, 404))
+async def delete_instrument(
+    request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
+) -> Response:
+    raw = await read_body(request)
+    state = app_state(request)
+    now, instrument = state.clock.now(), parse_id(instrument_id, "payment instrument")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        deleted = await service.delete(conn, principal.tenant_id, customer_id, instrument, now)
+        return 200, deleted
+
+    return await respond(request, state, principal, raw, now, work)

@@ -1,0 +1,1 @@
+"""Payouts: withdrawals that hold the money until a payout rail completes or fails them."""

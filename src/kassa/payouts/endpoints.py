@@ -1,0 +1,130 @@
+"""``/v1/payouts`` and ``/v1/payment-options``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.auth.deps import PayoutsRead, PayoutsWrite
+from kassa.idempotency.http import respond
+from kassa.kit.http import body_schema, json_response, parse_json, read_body
+from kassa.kit.ids import parse_id
+from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
+from kassa.kit.problem import PROBLEM_MEDIA_TYPE
+from kassa.payouts import service
+from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
+from kassa.state import app_state
+
+router = APIRouter(prefix="/v1", tags=["payouts"])
+
+
+def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
+    return {
+        "status_code": status,
+        "response_class": Response,
+        "responses": {
+            status: {"model": model},
+            **{
+                code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
+                for code in (401, 403, *problems)
+            },
+        },
+    }
+
+
+@router.get("/payment-options", **_doc(PaymentOptions, 200))
+async def get_payment_options(request: Request, principal: PayoutsRead) -> Response:
+    state = app_state(request)
+    async with state.db.read() as conn:
+        return json_response(await service.get_options(conn, principal.tenant_id))
+
+
+@router.put(
+    "/payment-options", openapi_extra=body_schema(PaymentOptions), **_doc(PaymentOptions, 200, 422)
+)
+async def put_payment_options(request: Request, principal: PayoutsWrite) -> Response:
+    """Replace the tenant's payment options (and its pending TTL) as a whole."""
+    raw = await read_body(request)
+    body = parse_json(raw, PaymentOptions)
+    state = app_state(request)
+    now = state.clock.now()
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 200, await service.put_options(conn, principal.tenant_id, body, now)
+
+    return await respond(request, state, principal, raw, now, work)
+
+
+@router.post(
+    "/payouts", openapi_extra=body_schema(NewPayout), **_doc(PayoutOut, 201, 404, 409, 422)
+)
+async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
+    """A payout in PREVIEW: its fee is fixed and shown; no money moves until PENDING."""
+    raw = await read_body(request)
+    body = parse_json(raw, NewPayout)
+    state = app_state(request)
+    now = state.clock.now()
+    ttl = timedelta(minutes=state.settings.payout_preview_minutes)
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 201, await service.create(conn, principal.tenant_id, body, now, ttl)
+
+    return await respond(request, state, principal, raw, now, work)
+
+
+@router.get("/payouts", **_doc(Page[PayoutOut], 200, 404, 422))
+async def list_payouts(
+    request: Request,
+    principal: PayoutsRead,
+    status: Annotated[PayoutStatus | None, Query()] = None,
+    customer_id: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    starting_after: StartingAfter = None,
+) -> Response:
+    state = app_state(request)
+    after = parse_id(starting_after, "payout") if starting_after else None
+    async with state.db.read() as conn:
+        page = await service.list_payouts(
+            conn,
+            principal.tenant_id,
+            status=status,
+            customer_id=customer_id,
+            starting_after=after,
+            limit=limit,
+        )
+    return json_response(page)
+
+
+@router.get("/payouts/{payout_id}", **_doc(PayoutOut, 200, 404))
+async def get_payout(request: Request, payout_id: str, principal: PayoutsRead) -> Response:
+    state = app_state(request)
+    async with state.db.read() as conn:
+        found = await service.get(conn, principal.tenant_id, parse_id(payout_id, "payout"))
+    return json_response(found)
+
+
+@router.post(
+    "/payouts/{payout_id}/status",
+    openapi_extra=body_schema(StatusChange),
+    **_doc(PayoutOut, 200, 404, 409, 422),
+)
+async def change_status(request: Request, payout_id: str, principal: PayoutsWrite) -> Response:
+    """Move the payout to one of its ``next_status``. PENDING places the hold, CANCELLED
+    releases it; a manual payout's COMPLETED or FAILED needs the scope ``payouts:settle``."""
+    raw = await read_body(request)
+    body = parse_json(raw, StatusChange)
+    state = app_state(request)
+    now, payout = state.clock.now(), parse_id(payout_id, "payout")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        changed = await service.change_status(
+            conn, principal.tenant_id, payout, body.status, body.reason, now, principal.scopes
+        )
+        return 200, changed
+
+    return await respond(request, state, principal, raw, now, work)

@@ -1,0 +1,47 @@
+"""Payouts, and each tenant's payment options."""
+
+from sqlalchemy import BigInteger, Column, Index, String, Table, UniqueConstraint, Uuid
+
+from kassa.kit.db import JsonObject, UtcDateTime, metadata
+
+# Each tenant's payment options as one JSON document (PUT replaces it whole).
+payment_options = Table(
+    "payment_options",
+    metadata,
+    Column("tenant_id", Uuid, primary_key=True),
+    Column("options", JsonObject, nullable=False),
+    Column("pending_ttl_seconds", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("wallet_id", Uuid, nullable=False),
+    Column("customer_id", String(255), nullable=False),
+    Column("instrument_id", Uuid, nullable=False),
+    Column("payment_option", String(32), nullable=False),
+    Column("connector", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("fees", JsonObject, nullable=False),  # [{amount, currency, reason}]
+    Column("fee_total", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", String(200), nullable=True),
+    Column("reference", String(255), nullable=True),
+    Column("description", String(1000), nullable=True),
+    Column("metadata", JsonObject, nullable=False),
+    Column("hold_id", Uuid, nullable=True),
+    Column("transaction_id", Uuid, nullable=True),
+    Column("connector_reference", String(255), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=False),  # a PREVIEW cannot move on after it
+    Column("pending_expires_at", UtcDateTime, nullable=True),  # a PENDING is cancelled after it
+    Column("history", JsonObject, nullable=False),  # [{status, at, reason}]
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "reference"),
+    Index(None, "tenant_id", "created_at"),
+    Index(None, "tenant_id", "status", "created_at"),
+)

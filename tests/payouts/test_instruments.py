@@ -1,0 +1,150 @@
+"""Payment instruments: checked, stored and shown only masked, never logged whole."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import MetaData, select
+
+from kassa.kit.db import Database
+from tests.helpers import KassaServer, make_tenant
+from tests.payouts.conftest import CARD, IBAN, add_instrument
+
+VALID: list[dict[str, Any]] = [
+    {"type": "SEPA_BANK_ACCOUNT", "iban": IBAN, "bic": "COBADEFFXXX"},
+    {"type": "UK_BANK_ACCOUNT", "sort_code": "20-00-00", "account_number": "55779911"},
+    {"type": "US_BANK_ACCOUNT", "routing_number": "011000015", "account_number": "123456789"},
+    {"type": "CCI_BANK_ACCOUNT", "cci": "00219300123456789012"},
+    {"type": "CARD", "card_number": CARD, "expiry_month": 12, "expiry_year": 2099},
+]
+SECRETS = {
+    "SEPA_BANK_ACCOUNT": "DE89370400440532013000",
+    "UK_BANK_ACCOUNT": "55779911",
+    "US_BANK_ACCOUNT": "123456789",
+    "CCI_BANK_ACCOUNT": "00219300123456789012",
+    "CARD": "4111111111111111",
+}
+
+
+@pytest.mark.parametrize("body", VALID, ids=[b["type"] for b in VALID])
+async def test_each_type_is_stored_masked(
+    api: httpx.AsyncClient, db: Database, server: KassaServer, body: dict[str, Any]
+) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    instrument = await add_instrument(api, customer, verify=False, **body)
+    assert instrument["status"] == "unverified"
+    assert instrument["type"] == body["type"]
+    secret = SECRETS[body["type"]]
+    assert instrument["last4"] == secret[-4:]
+    assert secret not in str(instrument)
+    assert "\u2022" in instrument["display"]
+
+    # Not in any table, not in the server's log.
+    dump = await everything(db)
+    assert secret not in dump
+    assert secret[:-4] not in dump or len(secret[:-4]) < 6
+    assert secret not in server.log_path.read_text()
+
+    shown = await api.get(f"/v1/customers/{customer}/instruments/{instrument['id']}")
+    assert shown.json() == instrument
+    verified = await api.post(f"/v1/customers/{customer}/instruments/{instrument['id']}/verify")
+    assert verified.json()["status"] == "verified"
+    listed = (await api.get(f"/v1/customers/{customer}/instruments")).json()["data"]
+    assert [i["id"] for i in listed] == [instrument["id"]]
+    deleted = await api.delete(f"/v1/customers/{customer}/instruments/{instrument['id']}")
+    assert deleted.json() == {"id": instrument["id"], "deleted": True}
+    gone = await api.get(f"/v1/customers/{customer}/instruments/{instrument['id']}")
+    assert gone.status_code == 404
+
+
+async def everything(db: Database) -> str:
+    """Every value of every table, as text."""
+    found = MetaData()
+    async with db.read() as conn:
+        await conn.run_sync(found.reflect)
+        rows = []
+        for table in found.sorted_tables:
+            rows.extend(str(tuple(row)) for row in (await conn.execute(select(table))).all())
+    return "\n".join(rows)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "SEPA_BANK_ACCOUNT", "iban": "DE89 3704 0044 0532 0130 01"}, "iban"),
+        ({"type": "SEPA_BANK_ACCOUNT"}, "iban"),
+        (
+            {
+                "type": "CARD",
+                "card_number": "4111 1111 1111 1112",
+                "expiry_month": 1,
+                "expiry_year": 2099,
+            },
+            "card_number",
+        ),
+        (
+            {"type": "CARD", "card_number": CARD, "expiry_month": 13, "expiry_year": 2099},
+            "expiry_month",
+        ),
+        (
+            {"type": "CARD", "card_number": CARD, "expiry_month": 1, "expiry_year": 2001},
+            "expiry_year",
+        ),
+        (
+            {"type": "UK_BANK_ACCOUNT", "sort_code": "20-00", "account_number": "55779911"},
+            "sort_code",
+        ),
+        (
+            {"type": "US_BANK_ACCOUNT", "routing_number": "011000016", "account_number": "12345"},
+            "routing_number",
+        ),
+        ({"type": "CCI_BANK_ACCOUNT", "cci": "123"}, "cci"),
+        (
+            {
+                "type": "CARD",
+                "iban": IBAN,
+                "card_number": CARD,
+                "expiry_month": 1,
+                "expiry_year": 2099,
+            },
+            "iban",
+        ),
+        ({"type": "CHEQUE"}, "type"),
+    ],
+)
+async def test_invalid_numbers_are_422_with_the_field(
+    api: httpx.AsyncClient, db: Database, server: KassaServer, body: dict[str, Any], field: str
+) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    response = await api.post(
+        f"/v1/customers/{customer}/instruments", json={"holder_name": "Ada", **body}
+    )
+    assert response.status_code == 422, response.text
+    assert field in [error["field"] for error in response.json()["errors"]]
+    for value in body.values():
+        if isinstance(value, str) and len(value) > 12:
+            assert value.replace(" ", "") not in response.text.replace(" ", "")
+    assert (await api.get(f"/v1/customers/{customer}/instruments")).json()["data"] == []
+    number = str(body.get("card_number") or body.get("iban") or "").replace(" ", "")
+    if number:
+        assert number not in await everything(db)
+        assert number not in server.log_path.read_text()
+
+
+async def test_another_tenants_instruments_are_not_found(
+    api: httpx.AsyncClient, db: Database, server: KassaServer
+) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    instrument = await add_instrument(api, customer)
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {other.key}"}
+    ) as theirs:
+        path = f"/v1/customers/{customer}/instruments/{instrument['id']}"
+        assert (await theirs.get(path)).status_code == 404
+        assert (await theirs.post(path + "/verify")).status_code == 404
+        assert (await theirs.delete(path)).status_code == 404
+        assert (await theirs.get(f"/v1/customers/{customer}/instruments")).json()["data"] == []
