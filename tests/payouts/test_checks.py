@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -58,7 +59,7 @@ async def test_preview_checks(api: httpx.AsyncClient) -> None:
         "payment_option": "BANK_TRANSFER",
         "instrument_id": setup.instrument["id"],
     }
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"payment_option": "CARD"}, 422, "unknown_payment_option"),
         ({"amount": 99}, 422, "payment_option_refused"),  # under min_amount
         ({"amount": 1_000_001}, 422, "payment_option_refused"),

@@ -65,7 +65,7 @@ async def everything(db: Database) -> str:
     found = MetaData()
     async with db.read() as conn:
         await conn.run_sync(found.reflect)
-        rows = []
+        rows: list[str] = []
         for table in found.sorted_tables:
             rows.extend(str(tuple(row)) for row in (await conn.execute(select(table))).all())
     return "\n".join(rows)
