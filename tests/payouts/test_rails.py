@@ -25,6 +25,7 @@ from kassa.ledger.tables import journal_transactions
 from kassa.ledger.verify import verify
 from kassa.payouts.connectors import Connector, Manual, PayoutRef, Sandbox, Submitted
 from kassa.payouts.service import RECOVER_AFTER
+from kassa.payouts.tables import sandbox_submissions
 from kassa.payouts.worker import PayoutWorker
 from tests.helpers import make_tenant, start_server
 from tests.payouts.conftest import BANK_TRANSFER, Setup, move, preview, ready
@@ -237,3 +238,48 @@ async def test_kassa_serve_settles_sandbox_payouts_itself(
             assert shown["status_reason"] == "INSUFFICIENT_FUNDS_AT_BANK"
             wallet = (await api.get(f"/v1/wallets/{setup.wallet['id']}")).json()
             assert wallet["held_balance"] == 0
+
+
+class SubmitsThenDies:
+    """The rail takes the payout, then the process dies before Kassa records the reference."""
+
+    name = "sandbox"
+
+    def __init__(self, rail: Sandbox) -> None:
+        self.rail = rail
+
+    async def submit(self, payout: PayoutRef, now: datetime) -> Submitted:
+        await self.rail.submit(payout, now)
+        raise ConnectionResetError("died after submitting")
+
+    async def poll(self, payout: PayoutRef, now: datetime) -> Any:
+        return await self.rail.poll(payout, now)
+
+    async def look_up(self, payout: PayoutRef, now: datetime) -> Any:
+        return await self.rail.look_up(payout, now)
+
+
+async def test_a_payout_the_rail_took_but_kassa_did_not_record_is_found_by_look_up(
+    fresh_database_url: str,
+) -> None:
+    probe = Database(fresh_database_url)
+    rail = Sandbox(probe, DELAY)
+    try:
+        async for rails in _rails(
+            fresh_database_url, {"manual": Manual(), "sandbox": SubmitsThenDies(rail)}
+        ):
+            setup = await ready(rails.api, 10_000, SANDBOX)
+            payout = await rails.payout(setup, 3_000)
+            assert payout["status"] == "PROCESSING"
+            rails.clock.advance(RECOVER_AFTER)
+            await asyncio.gather(rails.worker().run_once(), rails.worker().run_once())
+            assert await rails.status(payout) == ("COMPLETED", None)
+            assert await rails.wallet(setup) == (7_000, 0)
+            assert await rails.count("payout.completed") == 1
+            async with rails.db.read() as conn:
+                submissions = await conn.scalar(
+                    select(func.count()).select_from(sandbox_submissions)
+                )
+            assert submissions == 1  # handed to the rail once, never twice
+    finally:
+        await probe.close()
