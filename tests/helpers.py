@@ -89,8 +89,8 @@ def kassa_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "KASSA_DATABASE_URL": database_url,
-        # Servers deliver webhooks only in the tests that ask for it (KASSA_WEBHOOK_WORKER=auto).
-        "KASSA_WEBHOOK_WORKER": "off",
+        # Servers deliver webhooks only in the tests that ask for it (KASSA_WORKER=auto).
+        "KASSA_WORKER": "off",
         "KASSA_SECRET_KEY": TEST_SECRET_KEY,
         "KASSA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         **extra,

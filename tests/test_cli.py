@@ -90,9 +90,7 @@ async def stored_key_rows(url: str) -> list[dict[str, Any]]:
 @pytest.fixture
 async def in_process(fresh_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app in this process on the fresh database, checking keys on every request."""
-    app = create_app(
-        Settings(database_url=fresh_database_url, auth_cache_seconds=0, webhook_worker="off")
-    )
+    app = create_app(Settings(database_url=fresh_database_url, auth_cache_seconds=0, worker="off"))
     async with (
         app.lifespan(),
         httpx.AsyncClient(

@@ -11,23 +11,23 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from kassa import __version__, compat
+from kassa import __version__, compat, workers
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
 from kassa.idempotency import service as idempotency
 from kassa.instruments.endpoints import router as instruments_router
 from kassa.kit.clock import Clock, SystemClock
-from kassa.kit.db import Backend, Database
+from kassa.kit.db import Database
 from kassa.kit.logging import configure_logging
 from kassa.kit.problem import install_problem_handlers
 from kassa.ops import router as ops_router
+from kassa.payouts.connectors import Connector
 from kassa.payouts.endpoints import router as payouts_router
 from kassa.state import AppState
 from kassa.wallets.endpoints import router as wallets_router
 from kassa.wallets.hotpath import HotPath
 from kassa.webhooks.endpoints import router as webhooks_router
-from kassa.webhooks.worker import Worker
 
 log = structlog.get_logger("kassa.app")
 
@@ -55,26 +55,12 @@ async def _sweep_idempotency_keys(state: AppState) -> None:
         await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
 
-def runs_webhook_worker(settings: Settings, backend: Backend) -> bool:
-    """Whether ``kassa serve`` delivers webhooks itself: by default on the SQLite default only
-    (on PostgreSQL, run ``kassa worker`` processes beside the API)."""
-    if settings.webhook_worker == "auto":
-        return backend is Backend.SQLITE
-    return settings.webhook_worker == "on"
-
-
-async def _deliver_webhooks(state: AppState, stop: asyncio.Event) -> None:
-    async with Worker(
-        state.db,
-        state.box,
-        state.clock,
-        allowed_hosts=state.settings.webhook_allowed_hosts,
-        timeout_seconds=state.settings.webhook_timeout_seconds,
-    ) as worker:
-        await worker.run(stop)
-
-
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> HotPath:
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    connectors: dict[str, Connector] | None = None,
+) -> HotPath:
+    """The app; tests may give it a clock and payout connectors of their own."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings.database_url, pool_size=settings.pool_size)
@@ -83,25 +69,28 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         db=db,
         clock=clock or SystemClock(),
         authenticator=Authenticator(db, settings.auth_cache_seconds),
+        connectors=connectors or workers.default_connectors(db, settings),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
         sweeper = asyncio.create_task(_sweep_idempotency_keys(state))
-        stop_delivering = asyncio.Event()
-        deliverer = None
-        if runs_webhook_worker(settings, db.backend):
-            deliverer = asyncio.create_task(_deliver_webhooks(state, stop_delivering))
+        stop_working = asyncio.Event()
+        background = None
+        if workers.runs_in_serve(settings, db.backend):
+            background = asyncio.create_task(
+                workers.run(db, state.box, state.clock, settings, state.connectors, stop_working)
+            )
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            if deliverer is not None:
-                stop_delivering.set()  # the batch in flight is finished and recorded first
-                await deliverer
+            if background is not None:
+                stop_working.set()  # what is in flight is finished and recorded first
+                await background
             await db.close()
 
     app = FastAPI(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import uuid
@@ -122,17 +123,18 @@ def _secret_box(settings: Settings) -> SecretBox:
 @app.command()
 def worker(
     batch_size: Annotated[
-        int, typer.Option(min=1, max=1000, help="deliveries claimed and sent at once")
+        int, typer.Option(min=1, max=1000, help="deliveries or payouts taken at once")
     ] = 50,
     idle_seconds: Annotated[
         float, typer.Option(min=0.05, help="how long to rest when nothing is due")
     ] = 1.0,
 ) -> None:
-    """Deliver webhooks until stopped (SIGINT or SIGTERM finish the batch in flight first).
+    """Deliver webhooks and move payouts on (expiry, payout rails, recovery) until stopped;
+    SIGINT or SIGTERM finish the work in flight first.
 
-    Run as many as you like beside the API: they share the work and never send one attempt
-    twice. `kassa serve` delivers by itself on the SQLite default (KASSA_WEBHOOK_WORKER)."""
-    from kassa.webhooks.worker import Worker
+    Run as many as you like beside the API: they share the work and never do one thing twice.
+    `kassa serve` does this work itself on the SQLite default (KASSA_WORKER)."""
+    from kassa import workers
 
     settings = _settings()
     _prepare(settings)
@@ -147,16 +149,17 @@ def worker(
             loop.add_signal_handler(signum, stop.set)
         db = Database(settings.database_url, pool_size=2)
         try:
-            async with Worker(
+            typer.echo(f"kassa: worker {os.getpid()} delivering webhooks, moving payouts", err=True)
+            await workers.run(
                 db,
                 box,
                 SystemClock(),
-                allowed_hosts=settings.webhook_allowed_hosts,
-                timeout_seconds=settings.webhook_timeout_seconds,
+                settings,
+                workers.default_connectors(db, settings),
+                stop,
                 batch_size=batch_size,
-            ) as delivering:
-                typer.echo(f"kassa: worker {delivering.name} delivering webhooks", err=True)
-                await delivering.run(stop, idle_seconds)
+                idle_seconds=idle_seconds,
+            )
         finally:
             await db.close()
 

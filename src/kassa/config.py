@@ -22,9 +22,12 @@ class Settings:
     secret_key_file: str = "kassa.key"  # noqa: S105 - a file name, not a secret
     # Hosts webhooks may reach over plain http and at private addresses (e.g. a loopback receiver).
     webhook_allowed_hosts: frozenset[str] = frozenset()
-    # Run the webhook delivery worker inside `kassa serve`: auto = on SQLite only.
-    webhook_worker: str = "auto"
+    # Run the background worker (webhook delivery, payouts) inside `kassa serve`: auto = on
+    # SQLite only.
+    worker: str = "auto"
     webhook_timeout_seconds: float = 10.0
+    # How long the sandbox payout rail takes to settle.
+    sandbox_delay_seconds: float = 5.0
     # How long a payout's PREVIEW may be moved on.
     payout_preview_minutes: float = 15.0
     # The dialects (facades of other withdrawal APIs) to serve under /compat/<name>.
@@ -47,8 +50,9 @@ class Settings:
                 for host in env.get("KASSA_WEBHOOK_ALLOWED_HOSTS", "").split(",")
                 if host.strip()
             ),
-            webhook_worker=env.get("KASSA_WEBHOOK_WORKER", "auto").lower(),
+            worker=env.get("KASSA_WORKER", "auto").lower(),
             webhook_timeout_seconds=float(env.get("KASSA_WEBHOOK_TIMEOUT_SECONDS", "10")),
+            sandbox_delay_seconds=float(env.get("KASSA_SANDBOX_DELAY_SECONDS", "5")),
             payout_preview_minutes=float(env.get("KASSA_PAYOUT_PREVIEW_MINUTES", "15")),
             dialects=frozenset(
                 name.strip().lower()

@@ -10,6 +10,7 @@ from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.kit.clock import Clock
 from kassa.kit.db import Database
+from kassa.payouts.connectors import Connector
 from kassa.webhooks.secrets import SecretBox
 
 
@@ -19,6 +20,7 @@ class AppState:
     db: Database
     clock: Clock
     authenticator: Authenticator
+    connectors: dict[str, Connector] = field(default_factory=dict)
     _box: SecretBox | None = field(default=None, repr=False)
 
     @property

@@ -79,7 +79,7 @@ async def test_a_dialect_switched_off_is_not_served(database_url: str, sar: Tena
         Settings(
             database_url=database_url,
             auth_cache_seconds=0,
-            webhook_worker="off",
+            worker="off",
             dialects=frozenset({"autional"}),
         )
     )
@@ -103,4 +103,4 @@ async def test_a_dialect_switched_off_is_not_served(database_url: str, sar: Tena
 
 def test_an_unknown_dialect_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown dialects: soup"):
-        create_app(Settings(dialects=frozenset({"soup"}), webhook_worker="off"))
+        create_app(Settings(dialects=frozenset({"soup"}), worker="off"))

@@ -137,7 +137,7 @@ async def clocked(
     settings = Settings(
         database_url=database_url,
         auth_cache_seconds=0,
-        webhook_worker="off",
+        worker="off",
         idempotency_ttl_hours=1,
     )
     app = create_app(settings, clock=clock)

@@ -26,7 +26,7 @@ def clock() -> FrozenClock:
 async def local(
     database_url: str, tenant: TenantKey, clock: FrozenClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(database_url=database_url, auth_cache_seconds=0, webhook_worker="off")
+    settings = Settings(database_url=database_url, auth_cache_seconds=0, worker="off")
     app = create_app(settings, clock=clock)
     async with (
         app.lifespan(),

@@ -24,7 +24,7 @@ async def local_api(
     database_url: str, tenant: TenantKey, clock: FrozenClock
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        Settings(database_url=database_url, auth_cache_seconds=0, webhook_worker="off"), clock=clock
+        Settings(database_url=database_url, auth_cache_seconds=0, worker="off"), clock=clock
     )
     async with (
         app.lifespan(),

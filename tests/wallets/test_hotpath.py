@@ -28,9 +28,7 @@ class Clients:
 
 @pytest.fixture
 async def clients(database_url: str, db: Database) -> AsyncIterator[Clients]:
-    app = create_app(
-        Settings(database_url=database_url, auth_cache_seconds=0, webhook_worker="off")
-    )
+    app = create_app(Settings(database_url=database_url, auth_cache_seconds=0, worker="off"))
     tenant = await make_tenant(db)
     read_only = await make_tenant(db, scopes=["wallets:read"])
     async with (

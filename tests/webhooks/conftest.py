@@ -68,7 +68,7 @@ async def hooks(fresh_database_url: str) -> AsyncIterator[Hooks]:
     settings = Settings(
         database_url=fresh_database_url,
         auth_cache_seconds=0,
-        webhook_worker="off",
+        worker="off",
         secret_key=TEST_SECRET_KEY,
         webhook_allowed_hosts=LOOPBACK,
     )

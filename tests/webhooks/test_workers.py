@@ -91,7 +91,7 @@ async def test_kassa_serve_delivers_webhooks_itself(
         await db.close()
     # On by default on SQLite; PostgreSQL deployments turn it on (or run `kassa worker`).
     mode = "auto" if backend == "sqlite" else "on"
-    with start_server(fresh_database_url, tmp_path, workers=1, KASSA_WEBHOOK_WORKER=mode) as server:
+    with start_server(fresh_database_url, tmp_path, workers=1, KASSA_WORKER=mode) as server:
         async with httpx.AsyncClient(
             base_url=server.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=30
         ) as api:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -12,15 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth.deps import PayoutsRead, PayoutsWrite
 from kassa.idempotency.http import respond
+from kassa.idempotency.service import REPLAYED_HEADER
 from kassa.kit.http import body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.payouts import service
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
-from kassa.state import app_state
+from kassa.state import AppState, app_state
 
 router = APIRouter(prefix="/v1", tags=["payouts"])
+log = structlog.get_logger("kassa.payouts")
+CONNECTOR_TIMEOUT_SECONDS = 10.0
 
 
 def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
@@ -127,4 +133,30 @@ async def change_status(request: Request, payout_id: str, principal: PayoutsWrit
         )
         return 200, changed
 
-    return await respond(request, state, principal, raw, now, work)
+    response = await respond(request, state, principal, raw, now, work)
+    if body.status == "PROCESSING" and response.status_code == 200 and not _replayed(response):
+        await _submit(state, principal.tenant_id, payout)
+    return response
+
+
+def _replayed(response: Response) -> bool:
+    return response.headers.get(REPLAYED_HEADER[0]) == REPLAYED_HEADER[1]
+
+
+async def _submit(state: AppState, tenant_id: uuid.UUID, payout_id: uuid.UUID) -> None:
+    """Hand a payout that just became PROCESSING to its connector, outside any transaction. If
+    the connector fails or times out, the payout stays PROCESSING and the worker recovers it."""
+    async with state.db.read() as conn:
+        payout = await service.processing_ref(conn, tenant_id, payout_id)
+    connector = state.connectors.get(payout.connector)
+    if connector is None:
+        log.error("payout_connector_unknown", payout_id=str(payout_id), name=payout.connector)
+        return
+    try:
+        async with asyncio.timeout(CONNECTOR_TIMEOUT_SECONDS):
+            submitted = await connector.submit(payout.ref, state.clock.now())
+    except Exception as error:  # noqa: BLE001 - whatever the rail does, the worker recovers
+        log.warning("payout_submit_failed", payout_id=str(payout_id), error=str(error))
+        return
+    async with state.db.write() as conn:
+        await service.record_submission(conn, payout_id, submitted)

@@ -14,7 +14,7 @@ from kassa.ledger.schemas import Timestamp
 
 PayoutStatus = Literal["PREVIEW", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"]
 OptionCode = Literal["BANK_TRANSFER", "CARD", "RAPID_TRANSFER", "PAYSAFECASH", "PAGO_EFECTIVO"]
-ConnectorName = Literal["manual"]
+ConnectorName = Literal["manual", "sandbox"]
 
 NonNegative = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS)]
 
@@ -45,7 +45,8 @@ class PaymentOption(Body):
     max_amount: MinorUnits = MAX_MINOR_UNITS
     fee: FeeRule = Field(default_factory=FeeRule)
     connector: ConnectorName = Field(
-        default="manual", description="manual: the merchant posts COMPLETED or FAILED"
+        default="manual",
+        description="manual: the merchant posts COMPLETED or FAILED; sandbox: a test rail",
     )
 
 

@@ -10,6 +10,7 @@ FAILED and CANCELLED release it. Each change commits with its event.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from kassa.kit.money import MAX_MINOR_UNITS
 from kassa.kit.pagination import Page, split_page
 from kassa.ledger import service as ledger
 from kassa.ledger.errors import CurrencyMismatch, DuplicateReference, InsufficientFunds
+from kassa.payouts.connectors import Outcome, PayoutRef, Submitted
 from kassa.payouts.errors import (
     InstrumentNotVerified,
     InvalidStatusTransition,
@@ -252,24 +254,36 @@ async def change_status(
     elif target == "FAILED":
         await ledger.release_hold(conn, tenant_id, row.hold_id, now)
         reason = reason or "FAILED"
+    elif target == "PROCESSING":
+        # The connector is called after this commits; if its answer is never recorded, the
+        # worker looks the payout up after RECOVER_AFTER.
+        values["next_check_at"] = now + RECOVER_AFTER
     elif target == "COMPLETED":
-        destinations = [("payouts_clearing", row.amount)]
-        if row.fee_total:
-            destinations.append(("fees", row.fee_total))
-        posted = await ledger.capture_hold(
-            conn,
-            ledger.Capture(
-                tenant_id=tenant_id,
-                hold_id=row.hold_id,
-                destinations=destinations,
-                now=now,
-                reference=row.reference,
-                description=row.description or f"payout {row.id}",
-                metadata={"payout_id": str(row.id)},
-            ),
-        )
-        values["transaction_id"] = posted.transaction_id
+        values["transaction_id"] = await _capture(conn, row, now)
+    if target in _MANUAL_OUTCOMES:
+        values["next_check_at"] = None
     return await _record(conn, row, target, reason, now, values)
+
+
+async def _capture(conn: AsyncConnection, row: Any, now: datetime) -> uuid.UUID:
+    """Spend the hold in one journal transaction: the amount to payouts_clearing, the fee to
+    fees."""
+    destinations = [("payouts_clearing", row.amount)]
+    if row.fee_total:
+        destinations.append(("fees", row.fee_total))
+    posted = await ledger.capture_hold(
+        conn,
+        ledger.Capture(
+            tenant_id=row.tenant_id,
+            hold_id=row.hold_id,
+            destinations=destinations,
+            now=now,
+            reference=row.reference,
+            description=row.description or f"payout {row.id}",
+            metadata={"payout_id": str(row.id)},
+        ),
+    )
+    return posted.transaction_id
 
 
 async def _hold(conn: AsyncConnection, row: Any, now: datetime) -> dict[str, Any]:
@@ -332,3 +346,107 @@ async def _record(
     payout = _out(await _row(conn, row.tenant_id, row.id))
     await events.record(conn, row.tenant_id, f"payout.{target.lower()}", payout, now)
     return payout
+
+
+# ---- the rails: submission, outcomes, expiry (the worker's side) ------------------------------
+
+# A PROCESSING payout whose submission was never recorded is looked up after this; so is one
+# its rail has said nothing about for this long.
+RECOVER_AFTER = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Processing:
+    """A PROCESSING payout as the worker sees it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    connector: str
+    reference: str | None
+    processing_since: datetime
+    ref: PayoutRef
+
+
+def _processing(row: Any) -> Processing:
+    return Processing(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        connector=row.connector,
+        reference=row.connector_reference,
+        processing_since=row.updated_at,
+        ref=PayoutRef(row.id, row.amount, row.currency),
+    )
+
+
+async def processing_ref(
+    conn: AsyncConnection, tenant_id: uuid.UUID, payout_id: uuid.UUID
+) -> Processing:
+    return _processing(await _row(conn, tenant_id, payout_id))
+
+
+async def record_submission(
+    conn: AsyncConnection, payout_id: uuid.UUID, submitted: Submitted
+) -> None:
+    """The rail took the payout: keep its reference and when to ask it first."""
+    await conn.execute(
+        update(payouts)
+        .where(payouts.c.id == payout_id, payouts.c.status == "PROCESSING")
+        .values(connector_reference=submitted.reference, next_check_at=submitted.check_at)
+    )
+
+
+async def due_checks(conn: AsyncConnection, now: datetime, limit: int) -> list[Processing]:
+    rows = (
+        await conn.execute(
+            select(payouts)
+            .where(payouts.c.status == "PROCESSING", payouts.c.next_check_at <= now)
+            .order_by(payouts.c.next_check_at)
+            .limit(limit)
+        )
+    ).all()
+    return [_processing(row) for row in rows]
+
+
+async def apply_outcome(
+    conn: AsyncConnection, payout: Processing, outcome: Outcome, now: datetime, recheck: timedelta
+) -> bool:
+    """Apply what the rail said, once: only a payout still PROCESSING changes (the row is
+    locked first, so of two workers with the same answer one applies it)."""
+    row = await _row(conn, payout.tenant_id, payout.id, lock=True)
+    if row.status != "PROCESSING":
+        return False
+    values: dict[str, Any] = {"connector_reference": outcome.reference or row.connector_reference}
+    if outcome.status == "PROCESSING":
+        values["next_check_at"] = now + recheck
+        await conn.execute(update(payouts).where(payouts.c.id == row.id).values(**values))
+        return False
+    values["next_check_at"] = None
+    if outcome.status == "COMPLETED":
+        values["transaction_id"] = await _capture(conn, row, now)
+        await _record(conn, row, "COMPLETED", None, now, values)
+    else:
+        await ledger.release_hold(conn, row.tenant_id, row.hold_id, now)
+        await _record(conn, row, "FAILED", outcome.reason or "FAILED", now, values)
+    return True
+
+
+async def expire_due(conn: AsyncConnection, now: datetime, limit: int) -> int:
+    """Cancel PENDING payouts past their tenant's pending TTL (reason EXPIRED), releasing each
+    hold once: rows another worker holds are skipped, and each is re-checked under its lock."""
+    statement = (
+        select(payouts.c.id, payouts.c.tenant_id)
+        .where(payouts.c.status == "PENDING", payouts.c.pending_expires_at <= now)
+        .order_by(payouts.c.pending_expires_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    expired = 0
+    for found in (await conn.execute(statement)).all():
+        row = await _row(conn, found.tenant_id, found.id, lock=True)
+        if row.status != "PENDING":
+            continue
+        await ledger.expire_hold(conn, row.tenant_id, row.hold_id, now)
+        await _record(conn, row, "CANCELLED", "EXPIRED", now, {})
+        expired += 1
+    return expired

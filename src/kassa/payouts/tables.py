@@ -36,6 +36,8 @@ payouts = Table(
     Column("hold_id", Uuid, nullable=True),
     Column("transaction_id", Uuid, nullable=True),
     Column("connector_reference", String(255), nullable=True),
+    # When the worker next asks the rail about a PROCESSING payout.
+    Column("next_check_at", UtcDateTime, nullable=True),
     Column("expires_at", UtcDateTime, nullable=False),  # a PREVIEW cannot move on after it
     Column("pending_expires_at", UtcDateTime, nullable=True),  # a PENDING is cancelled after it
     Column("history", JsonObject, nullable=False),  # [{status, at, reason}]
@@ -44,4 +46,14 @@ payouts = Table(
     UniqueConstraint("tenant_id", "reference"),
     Index(None, "tenant_id", "created_at"),
     Index(None, "tenant_id", "status", "created_at"),
+    Index(None, "status", "next_check_at"),
+    Index(None, "status", "pending_expires_at"),
+)
+
+# The sandbox rail's own record of what it was handed (an outside rail keeps this on its side).
+sandbox_submissions = Table(
+    "sandbox_submissions",
+    metadata,
+    Column("payout_id", Uuid, primary_key=True),
+    Column("submitted_at", UtcDateTime, nullable=False),
 )
