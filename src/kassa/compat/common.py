@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth import service as auth
@@ -49,15 +48,6 @@ def dumps(document: dict[str, Any]) -> bytes:
 
 def json_answer(status: int, document: dict[str, Any]) -> idempotency.Answer:
     return idempotency.Answer(status, JSON_MEDIA_TYPE, dumps(document))
-
-
-def response(answer: idempotency.Answer) -> Response:
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type=answer.media_type,
-        headers=dict(answer.headers),
-    )
 
 
 def bearer_token(request: Request) -> str | None:

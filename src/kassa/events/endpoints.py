@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -12,27 +12,14 @@ from kassa.events import service
 from kassa.events.schemas import EventOut, EventType
 from kassa.kit.http import json_response
 from kassa.kit.ids import parse_id
+from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.state import app_state
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-def _doc(model: Any, *problems: int) -> dict[str, Any]:
-    return {
-        "response_class": Response,
-        "responses": {
-            200: {"model": model},
-            **{
-                status: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
-                for status in (401, 403, *problems)
-            },
-        },
-    }
-
-
-@router.get("/events", **_doc(Page[EventOut], 404, 422))
+@router.get("/events", **doc(Page[EventOut], 200, 404, 422))
 async def list_events(
     request: Request,
     principal: EventsRead,
@@ -49,7 +36,7 @@ async def list_events(
     return json_response(page)
 
 
-@router.get("/events/{event_id}", **_doc(EventOut, 404))
+@router.get("/events/{event_id}", **doc(EventOut, 200, 404))
 async def get_event(request: Request, event_id: str, principal: EventsRead) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
@@ -15,29 +15,15 @@ from kassa.instruments import service
 from kassa.instruments.schemas import DeletedInstrument, InstrumentOut, NewInstrument
 from kassa.kit.http import body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
+from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page
-from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.state import app_state
 
 router = APIRouter(prefix="/v1/customers/{customer_id}/instruments", tags=["instruments"])
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
 
-def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
-    return {
-        "status_code": status,
-        "response_class": Response,
-        "responses": {
-            status: {"model": model},
-            **{
-                code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
-                for code in (401, 403, *problems)
-            },
-        },
-    }
-
-
-@router.post("", openapi_extra=body_schema(NewInstrument), **_doc(InstrumentOut, 201, 422))
+@router.post("", openapi_extra=body_schema(NewInstrument), **doc(InstrumentOut, 201, 422))
 async def create_instrument(
     request: Request, customer_id: CustomerId, principal: PayoutsWrite
 ) -> Response:
@@ -53,7 +39,7 @@ async def create_instrument(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("", **_doc(Page[InstrumentOut], 200, 422))
+@router.get("", **doc(Page[InstrumentOut], 200, 422))
 async def list_instruments(
     request: Request, customer_id: CustomerId, principal: PayoutsRead, limit: Limit = DEFAULT_LIMIT
 ) -> Response:
@@ -63,7 +49,7 @@ async def list_instruments(
     return json_response(page)
 
 
-@router.get("/{instrument_id}", **_doc(InstrumentOut, 200, 404))
+@router.get("/{instrument_id}", **doc(InstrumentOut, 200, 404))
 async def get_instrument(
     request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsRead
 ) -> Response:
@@ -75,7 +61,7 @@ async def get_instrument(
     return json_response(found)
 
 
-@router.post("/{instrument_id}/verify", **_doc(InstrumentOut, 200, 404))
+@router.post("/{instrument_id}/verify", **doc(InstrumentOut, 200, 404))
 async def verify_instrument(
     request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
 ) -> Response:
@@ -91,7 +77,7 @@ async def verify_instrument(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.delete("/{instrument_id}", **_doc(DeletedInstrument, 200, 404))
+@router.delete("/{instrument_id}", **doc(DeletedInstrument, 200, 404))
 async def delete_instrument(
     request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
 ) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Query, Request
@@ -18,8 +18,8 @@ from kassa.idempotency.http import respond
 from kassa.idempotency.service import REPLAYED_HEADER
 from kassa.kit.http import body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
+from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.payouts import service
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
 from kassa.state import AppState, app_state
@@ -29,21 +29,7 @@ log = structlog.get_logger("kassa.payouts")
 CONNECTOR_TIMEOUT_SECONDS = 10.0
 
 
-def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
-    return {
-        "status_code": status,
-        "response_class": Response,
-        "responses": {
-            status: {"model": model},
-            **{
-                code: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
-                for code in (401, 403, *problems)
-            },
-        },
-    }
-
-
-@router.get("/payment-options", **_doc(PaymentOptions, 200))
+@router.get("/payment-options", **doc(PaymentOptions, 200))
 async def get_payment_options(request: Request, principal: PayoutsRead) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
@@ -51,7 +37,7 @@ async def get_payment_options(request: Request, principal: PayoutsRead) -> Respo
 
 
 @router.put(
-    "/payment-options", openapi_extra=body_schema(PaymentOptions), **_doc(PaymentOptions, 200, 422)
+    "/payment-options", openapi_extra=body_schema(PaymentOptions), **doc(PaymentOptions, 200, 422)
 )
 async def put_payment_options(request: Request, principal: PayoutsWrite) -> Response:
     """Replace the tenant's payment options (and its pending TTL) as a whole."""
@@ -66,9 +52,7 @@ async def put_payment_options(request: Request, principal: PayoutsWrite) -> Resp
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.post(
-    "/payouts", openapi_extra=body_schema(NewPayout), **_doc(PayoutOut, 201, 404, 409, 422)
-)
+@router.post("/payouts", openapi_extra=body_schema(NewPayout), **doc(PayoutOut, 201, 404, 409, 422))
 async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
     """A payout in PREVIEW: its fee is fixed and shown; no money moves until PENDING."""
     raw = await read_body(request)
@@ -83,7 +67,7 @@ async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("/payouts", **_doc(Page[PayoutOut], 200, 404, 422))
+@router.get("/payouts", **doc(Page[PayoutOut], 200, 404, 422))
 async def list_payouts(
     request: Request,
     principal: PayoutsRead,
@@ -106,7 +90,7 @@ async def list_payouts(
     return json_response(page)
 
 
-@router.get("/payouts/{payout_id}", **_doc(PayoutOut, 200, 404))
+@router.get("/payouts/{payout_id}", **doc(PayoutOut, 200, 404))
 async def get_payout(request: Request, payout_id: str, principal: PayoutsRead) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
@@ -117,7 +101,7 @@ async def get_payout(request: Request, payout_id: str, principal: PayoutsRead) -
 @router.post(
     "/payouts/{payout_id}/status",
     openapi_extra=body_schema(StatusChange),
-    **_doc(PayoutOut, 200, 404, 409, 422),
+    **doc(PayoutOut, 200, 404, 409, 422),
 )
 async def change_status(request: Request, payout_id: str, principal: PayoutsWrite) -> Response:
     """Move the payout to one of its ``next_status``. PENDING places the hold, CANCELLED

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -17,8 +17,8 @@ from kassa.idempotency.http import answer_response, respond
 from kassa.kit.db import Backend
 from kassa.kit.http import JSON_MEDIA_TYPE, body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
+from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.ledger.schemas import TransactionKind, TransactionOut
 from kassa.state import AppState, app_state
 from kassa.wallets import service
@@ -27,22 +27,7 @@ from kassa.wallets.schemas import DepositIn, FreezeIn, NewWallet, WalletOut, Wit
 router = APIRouter(prefix="/v1", tags=["wallets"])
 
 
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
-        for status in (401, 403, *statuses)
-    }
-
-
-def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
-    return {
-        "status_code": status,
-        "response_class": Response,
-        "responses": {status: {"model": model}, **_problems(*problems)},
-    }
-
-
-@router.post("/wallets", openapi_extra=body_schema(NewWallet), **_doc(WalletOut, 201, 409, 422))
+@router.post("/wallets", openapi_extra=body_schema(NewWallet), **doc(WalletOut, 201, 409, 422))
 async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
     raw = await read_body(request)
     body = parse_json(raw, NewWallet)
@@ -55,7 +40,7 @@ async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("/wallets", **_doc(Page[WalletOut], 200, 404, 422))
+@router.get("/wallets", **doc(Page[WalletOut], 200, 404, 422))
 async def list_wallets(
     request: Request,
     principal: WalletsRead,
@@ -79,7 +64,7 @@ async def list_wallets(
     return json_response(page)
 
 
-@router.get("/wallets/{wallet_id}", **_doc(WalletOut, 200, 404))
+@router.get("/wallets/{wallet_id}", **doc(WalletOut, 200, 404))
 async def get_wallet(request: Request, wallet_id: str, principal: WalletsRead) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
@@ -138,7 +123,7 @@ async def post_money(
 @router.post(
     "/wallets/{wallet_id}/deposits",
     openapi_extra=body_schema(DepositIn),
-    **_doc(TransactionOut, 201, 404, 409, 422),
+    **doc(TransactionOut, 201, 404, 409, 422),
 )
 async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     return await _post_money(request, principal, service.DEPOSIT, wallet_id)
@@ -158,7 +143,7 @@ async def _post_money(
 @router.post(
     "/wallets/{wallet_id}/withdrawals",
     openapi_extra=body_schema(WithdrawalIn),
-    **_doc(TransactionOut, 201, 404, 409, 422),
+    **doc(TransactionOut, 201, 404, 409, 422),
 )
 async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite) -> Response:
     """An immediate withdrawal: the wallet is debited at once, to the tenant's payouts
@@ -169,7 +154,7 @@ async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite
 @router.post(
     "/wallets/{wallet_id}/freeze",
     openapi_extra=body_schema(FreezeIn),
-    **_doc(WalletOut, 200, 404, 409, 422),
+    **doc(WalletOut, 200, 404, 409, 422),
 )
 async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     raw = await read_body(request)
@@ -183,7 +168,7 @@ async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> R
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.post("/wallets/{wallet_id}/unfreeze", **_doc(WalletOut, 200, 404, 409))
+@router.post("/wallets/{wallet_id}/unfreeze", **doc(WalletOut, 200, 404, 409))
 async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     raw = await read_body(request)
     state = app_state(request)
@@ -195,7 +180,7 @@ async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) ->
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.delete("/wallets/{wallet_id}", **_doc(WalletOut, 200, 404, 409))
+@router.delete("/wallets/{wallet_id}", **doc(WalletOut, 200, 404, 409))
 async def close_wallet(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
     """Close a wallet whose balance, holds and gift balance are all zero; it stays readable."""
     raw = await read_body(request)
@@ -208,7 +193,7 @@ async def close_wallet(request: Request, wallet_id: str, principal: WalletsWrite
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("/wallets/{wallet_id}/transactions", **_doc(Page[TransactionOut], 200, 404, 422))
+@router.get("/wallets/{wallet_id}/transactions", **doc(Page[TransactionOut], 200, 404, 422))
 async def list_transactions(
     request: Request,
     wallet_id: str,
@@ -231,7 +216,7 @@ async def list_transactions(
     return json_response(page)
 
 
-@router.get("/transactions/{transaction_id}", **_doc(TransactionOut, 200, 404))
+@router.get("/transactions/{transaction_id}", **doc(TransactionOut, 200, 404))
 async def get_transaction(
     request: Request, transaction_id: str, principal: WalletsRead
 ) -> Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -13,8 +11,8 @@ from kassa.auth.deps import WebhooksManage
 from kassa.idempotency.http import respond
 from kassa.kit.http import body_schema, json_response, parse_json, read_body
 from kassa.kit.ids import parse_id
+from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.kit.problem import PROBLEM_MEDIA_TYPE
 from kassa.state import app_state
 from kassa.webhooks import service, urls
 from kassa.webhooks.schemas import (
@@ -29,24 +27,10 @@ from kassa.webhooks.schemas import (
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
-def _doc(model: type[Any], status: int, *problems: int) -> dict[str, Any]:
-    return {
-        "status_code": status,
-        "response_class": Response,
-        "responses": {
-            status: {"model": model},
-            **{
-                problem: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "problem+json"}
-                for problem in (401, 403, *problems)
-            },
-        },
-    }
-
-
 @router.post(
     "/webhook-endpoints",
     openapi_extra=body_schema(NewEndpoint),
-    **_doc(EndpointWithSecret, 201, 422),
+    **doc(EndpointWithSecret, 201, 422),
 )
 async def create_endpoint(request: Request, principal: WebhooksManage) -> Response:
     """Add an endpoint; the answer shows its signing secret, this once."""
@@ -63,7 +47,7 @@ async def create_endpoint(request: Request, principal: WebhooksManage) -> Respon
     return await respond(request, state, principal, raw, now, work, sealed=True)
 
 
-@router.get("/webhook-endpoints", **_doc(Page[EndpointOut], 200, 404, 422))
+@router.get("/webhook-endpoints", **doc(Page[EndpointOut], 200, 404, 422))
 async def list_endpoints(
     request: Request,
     principal: WebhooksManage,
@@ -79,7 +63,7 @@ async def list_endpoints(
     return json_response(page)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}", **_doc(EndpointOut, 200, 404))
+@router.get("/webhook-endpoints/{endpoint_id}", **doc(EndpointOut, 200, 404))
 async def get_endpoint(request: Request, endpoint_id: str, principal: WebhooksManage) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
@@ -89,7 +73,7 @@ async def get_endpoint(request: Request, endpoint_id: str, principal: WebhooksMa
     return json_response(endpoint)
 
 
-@router.delete("/webhook-endpoints/{endpoint_id}", **_doc(DeletedEndpoint, 200, 404))
+@router.delete("/webhook-endpoints/{endpoint_id}", **doc(DeletedEndpoint, 200, 404))
 async def delete_endpoint(
     request: Request, endpoint_id: str, principal: WebhooksManage
 ) -> Response:
@@ -104,7 +88,7 @@ async def delete_endpoint(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.post("/webhook-endpoints/{endpoint_id}/roll-secret", **_doc(EndpointWithSecret, 200, 404))
+@router.post("/webhook-endpoints/{endpoint_id}/roll-secret", **doc(EndpointWithSecret, 200, 404))
 async def roll_secret(request: Request, endpoint_id: str, principal: WebhooksManage) -> Response:
     """A new signing secret, shown this once; the old one keeps signing too for 24 hours."""
     raw = await read_body(request)
@@ -118,7 +102,7 @@ async def roll_secret(request: Request, endpoint_id: str, principal: WebhooksMan
     return await respond(request, state, principal, raw, now, work, sealed=True)
 
 
-@router.get("/events/{event_id}/deliveries", **_doc(DeliveryList, 200, 404))
+@router.get("/events/{event_id}/deliveries", **doc(DeliveryList, 200, 404))
 async def list_deliveries(request: Request, event_id: str, principal: WebhooksManage) -> Response:
     """Each endpoint's delivery of the event, with every attempt (status, latency, excerpt)."""
     state = app_state(request)
@@ -130,7 +114,7 @@ async def list_deliveries(request: Request, event_id: str, principal: WebhooksMa
 @router.post(
     "/events/{event_id}/redeliver",
     openapi_extra=body_schema(RedeliverIn),
-    **_doc(DeliveryList, 202, 404, 409, 422),
+    **doc(DeliveryList, 202, 404, 409, 422),
 )
 async def redeliver(request: Request, event_id: str, principal: WebhooksManage) -> Response:
     """Send the event again now, with a fresh round of retries (the body is optional)."""

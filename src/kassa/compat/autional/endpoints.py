@@ -26,10 +26,10 @@ from kassa.compat.common import (
     json_answer,
     major,
     move_money,
-    response,
     tenant_of,
     wallet_by_customer,
 )
+from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
 from kassa.kit.clock import Clock
 from kassa.kit.errors import FieldError, InvalidAmount, KassaError, NotFound, ValidationFailed
@@ -205,4 +205,4 @@ async def withdraw(request: Request, user_id: str) -> Response:
         answer = await move_money(request, state, principal, raw, move, render, render_error)
     except KassaError as error:
         answer = render_error(error)
-    return response(answer)
+    return answer_response(answer)

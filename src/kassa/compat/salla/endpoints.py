@@ -25,10 +25,10 @@ from kassa.compat.common import (
     json_number,
     move_money,
     plain_major,
-    response,
     tenant_of,
     wallet_by_customer,
 )
+from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
 from kassa.kit.errors import FieldError, KassaError, MalformedJson, Unauthorized
 from kassa.kit.http import loads, read_body
@@ -203,7 +203,7 @@ async def _move(request: Request, movement: wallets.Movement) -> Response:
         )
     except KassaError as error:
         answer = render_error(error)
-    return response(answer)
+    return answer_response(answer)
 
 
 def _bearer(request: Request) -> str | None:

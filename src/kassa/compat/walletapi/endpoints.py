@@ -25,9 +25,9 @@ from kassa.compat.common import (
     json_number,
     major,
     move_money,
-    response,
     wallet_by_id,
 )
+from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
 from kassa.kit.clock import isoformat
 from kassa.kit.errors import FieldError, KassaError, MalformedJson, Unauthorized, ValidationFailed
@@ -201,4 +201,4 @@ async def withdraw(request: Request) -> Response:
         answer = await move_money(request, state, principal, raw, move, render, render_error)
     except KassaError as error:
         answer = render_error(error)
-    return response(answer)
+    return answer_response(answer)
