@@ -92,7 +92,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
-    """Start the HTTP API (the SQLite default migrates itself first)."""
+    """Start the HTTP API. On the SQLite default it migrates itself first and also does the
+    background work (webhooks, payouts; see KASSA_WORKER)."""
     from kassa import serving
 
     settings = _settings()
