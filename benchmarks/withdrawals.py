@@ -56,6 +56,7 @@ OTHER_CPU_WARN = 0.1
 TARGET_SPREAD_RATIO = 0.4
 TARGET_HOT_RATIO = 1.0
 TARGET_P99_MS = 100.0
+SLOW_STATEMENT_MS = 500
 
 
 class BenchError(Exception):
@@ -249,6 +250,10 @@ def recreate_database(admin_url: str) -> None:
             admin_url,
             f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)",
             f"CREATE DATABASE {BENCH_DB}",
+            # Statements and lock waits over half a second go to PostgreSQL's log, to explain
+            # a slow tail (this database only).
+            f"ALTER DATABASE {BENCH_DB} SET log_min_duration_statement = {SLOW_STATEMENT_MS}",
+            f"ALTER DATABASE {BENCH_DB} SET log_lock_waits = on",
         )
     )
 
