@@ -21,6 +21,7 @@ from kassa.auth.deps import authorize
 from kassa.auth.service import Principal
 from kassa.compat.common import (
     Move,
+    bearer_token,
     json_answer,
     json_number,
     move_money,
@@ -182,7 +183,7 @@ async def _move(request: Request, movement: wallets.Movement) -> Response:
     state = app_state(request)
     try:
         raw = await read_body(request)
-        token = _bearer(request)
+        token = bearer_token(request)
         principal: Principal = await authorize(state.authenticator, token, SCOPE)
         tenant = await tenant_of(state, principal)
         customer_id, amount = _parse(raw, tenant.default_currency)
@@ -204,13 +205,6 @@ async def _move(request: Request, movement: wallets.Movement) -> Response:
     except KassaError as error:
         answer = render_error(error)
     return answer_response(answer)
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("The access token is missing or invalid.")
-    return token.strip()
 
 
 _DOC: dict[str, Any] = {
