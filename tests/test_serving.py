@@ -4,11 +4,19 @@ refused rather than shared."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from kassa.serving import FreezeAfterStartup
 from tests.helpers import KassaServer, run_cli
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 LISTEN = "0A"  # the TCP state column of /proc/net/tcp
 
@@ -48,3 +56,36 @@ async def test_a_second_server_on_the_same_port_is_refused(server: KassaServer) 
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert listening_sockets(port) == 2
+
+
+async def test_a_served_worker_freezes_what_start_up_made() -> None:
+    """The server's side of the lifespan protocol sees start-up complete only once every object
+    made so far is frozen out of the garbage collector's walks, and not before."""
+    frozen_at: dict[str, int] = {}
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "lifespan"
+        assert (await receive())["type"] == "lifespan.startup"
+        frozen_at["app_started"] = gc.get_freeze_count()
+        await send({"type": "lifespan.startup.complete"})
+        assert (await receive())["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[str] = []
+
+    async def receive() -> Message:
+        return inbox.pop(0)
+
+    async def send(message: Message) -> None:
+        frozen_at[message["type"]] = gc.get_freeze_count()
+        sent.append(message["type"])
+
+    assert gc.get_freeze_count() == 0
+    try:
+        await FreezeAfterStartup(app)({"type": "lifespan"}, receive, send)
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        assert frozen_at["app_started"] == 0
+        assert frozen_at["lifespan.startup.complete"] > 10_000  # the modules, classes, routes…
+    finally:
+        gc.unfreeze()  # this is the test process, not a server: give its objects back

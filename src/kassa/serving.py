@@ -9,18 +9,67 @@ and the kernel spreads connections across them by their address hash instead.
 uvicorn's supervisor still starts, watches and restarts the workers. It sends each worker the
 socket it was given through ``multiprocessing`` pickling; the socket we give it is bound but
 never listens, and unpickles in the worker as a new listening socket on the same address.
+
+Each worker also freezes what start-up made (``gc.freeze``) once the app has started. Python's
+full garbage collection walks every object it tracks, and a started worker holds some 150,000
+(modules, classes, the app's routes and schemas) that live as long as it does: under load each
+full collection stopped a worker for 75-130 ms, every few seconds, and set the p99 latency.
+Frozen objects are left out of every collection, so a full collection walks only what requests
+made since.
 """
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-APP = "kassa.app:create_app"
+from kassa.app import create_app
+
+APP = "kassa.serving:create_served_app"
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+def create_served_app() -> ASGIApp:
+    """The app as ``kassa serve`` runs it in each worker process (see the module's text)."""
+    return FreezeAfterStartup(create_app())
+
+
+class FreezeAfterStartup:
+    """ASGI wrapper: once ``app`` reports its start-up complete, freeze every object made so far
+    out of the garbage collector's reach. Only for a server process, never in-process: a test
+    run would freeze its own objects too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: Message,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_freezing(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                gc.collect()  # what start-up left as garbage goes first, not into the freeze
+                gc.freeze()
+            await send(message)
+
+        await self.app(scope, receive, send_after_freezing)
 
 
 def _reuse_port_supported() -> bool:
@@ -44,7 +93,7 @@ class _ReusePortSocket(socket.socket):
 
 
 def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve ``kassa.app:create_app`` until SIGINT or SIGTERM."""
+    """Serve the app (``create_served_app``) until SIGINT or SIGTERM."""
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
