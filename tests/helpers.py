@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -160,6 +161,16 @@ def run_cli(database_url: str, *args: str, check: bool = False) -> subprocess.Co
         check=check,
         timeout=120,
     )
+
+
+async def verify_tenant(server: KassaServer, tenant: TenantKey) -> str:
+    """``kassa verify --tenant`` over the server's database; asserts it found nothing wrong."""
+    result = await asyncio.to_thread(
+        run_cli, server.database_url, "verify", "--tenant", str(tenant.tenant_id)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+    return result.stdout
 
 
 async def row_counts(db: Database) -> dict[str, int]:

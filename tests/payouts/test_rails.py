@@ -207,6 +207,28 @@ async def test_a_pending_payout_expires_once_with_two_workers_racing(rails: Rail
         assert (await verify(conn, None)).problems == []
 
 
+async def test_an_expired_preview_is_cancelled_once_by_the_worker(rails: Rails) -> None:
+    setup = await ready(rails.api, 10_000, SANDBOX)
+    payout = await preview(rails.api, setup, 700)
+    first, second = rails.worker(), rails.worker()
+    rails.clock.advance(timedelta(minutes=15) - timedelta(seconds=1))
+    assert await first.run_once() == 0
+    assert await rails.status(payout) == ("PREVIEW", None)
+
+    rails.clock.advance(timedelta(seconds=1))  # the preview's expiration_time
+    done = await asyncio.gather(first.run_once(), second.run_once())
+    assert sorted(done) == [0, 1]
+    assert await rails.status(payout) == ("CANCELLED", "EXPIRED")
+    assert await rails.count("payout.cancelled") == 1
+    assert await rails.wallet(setup) == (10_000, 0)  # a preview held nothing
+    late = await move(rails.api, payout["id"], "PENDING")
+    assert late.status_code == 409
+    assert late.json()["code"] == "payout_expired"  # as before the worker came by
+    shown = (await rails.api.get(f"/v1/payouts/{payout['id']}")).json()
+    assert shown["next_status"] == []
+    assert [step["status"] for step in shown["history"]] == ["PREVIEW", "CANCELLED"]
+
+
 async def test_kassa_serve_settles_sandbox_payouts_itself(
     backend: str, fresh_database_url: str, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from tests.helpers import (
     get_wallet,
     make_tenant,
     row_counts,
+    verify_tenant,
 )
 
 Json = dict[str, Any]
@@ -555,11 +556,39 @@ async def test_close_only_an_empty_wallet_and_keep_it_readable(api: httpx.AsyncC
     assert again.json()["status"] == "closed"
 
 
-async def test_a_wallet_with_gift_balance_is_not_empty(api: httpx.AsyncClient) -> None:
+async def test_a_wallet_with_gift_credit_closes_only_by_forfeiting_it(
+    api: httpx.AsyncClient, server: KassaServer, tenant: TenantKey
+) -> None:
     wallet = await create_wallet(api)
     await gift(api, wallet["id"], 5)
-    assert_problem(await api.delete(f"/v1/wallets/{wallet['id']}"), 409, "wallet_not_empty")
-    assert (await get_wallet(api, wallet["id"]))["status"] == "active"
+    await deposit(api, wallet["id"], 300)
+    url = f"/v1/wallets/{wallet['id']}"
+
+    refused = assert_problem(await api.delete(url), 409, "wallet_not_empty")
+    assert "withdraw" in refused["detail"]
+    # Forfeiting gift credit never closes a wallet that still holds cash.
+    still_cash = await api.delete(url, params={"forfeit_gift": "true"})
+    assert_problem(still_cash, 409, "wallet_not_empty")
+    await withdraw(api, wallet["id"], 300)
+    refused = assert_problem(await api.delete(url), 409, "wallet_not_empty")
+    assert "forfeit_gift=true" in refused["detail"]
+    assert_problem(
+        await api.delete(url, params={"forfeit_gift": "maybe"}), 422, "validation_failed"
+    )
+    shown = await get_wallet(api, wallet["id"])
+    assert (shown["status"], shown["gift_balance"]) == ("active", 5)
+    assert await transaction_count(api, wallet["id"]) == 3
+
+    closed = await api.delete(url, params={"forfeit_gift": "true"})
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
+    assert (closed.json()["gift_balance"], closed.json()["total_balance"]) == (0, 0)
+    listed = await api.get(f"{url}/transactions", params={"limit": 1})
+    (forfeit,) = listed.json()["data"]
+    assert (forfeit["kind"], forfeit["amount"]) == ("reversal", 5)
+    assert (forfeit["balance_before"], forfeit["balance_after"]) == (5, 0)
+    assert await transaction_count(api, wallet["id"]) == 4
+    await verify_tenant(server, tenant)
 
 
 async def test_a_frozen_empty_wallet_can_be_closed(api: httpx.AsyncClient) -> None:

@@ -6,7 +6,6 @@ before and after, the wallet reads the same, and ``kassa verify`` still proves t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +24,7 @@ from tests.helpers import (
     deposit,
     get_wallet,
     row_counts,
-    run_cli,
+    verify_tenant,
 )
 
 Json = dict[str, Any]
@@ -201,15 +200,6 @@ async def refused_without_writes(funded: Funded, path: str, case: Case) -> Json:
     assert await row_counts(funded.db) == before, case.id
     assert await get_wallet(funded.api, funded.wallet["id"]) == funded.wallet, case.id
     return problem
-
-
-async def verify_tenant(server: KassaServer, tenant: TenantKey) -> str:
-    result = await asyncio.to_thread(
-        run_cli, server.database_url, "verify", "--tenant", str(tenant.tenant_id)
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK" in result.stdout
-    return result.stdout
 
 
 # -- money in and out --------------------------------------------------------------------------

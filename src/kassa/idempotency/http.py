@@ -24,12 +24,11 @@ async def respond(
 ) -> Response:
     """Run a change's unit of work, with its Idempotency-Key if the request has one. A
     ``sealed`` answer (one that shows a secret) is stored encrypted with the operator's key."""
+    target = request.url.path  # with its query, if any: it is part of what was asked
+    if request.url.query:
+        target += f"?{request.url.query}"
     key = idempotency.key_for(
-        principal.tenant_id,
-        request.headers.get(idempotency.HEADER),
-        request.method,
-        request.url.path,
-        raw,
+        principal.tenant_id, request.headers.get(idempotency.HEADER), request.method, target, raw
     )
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
     box = state.box if sealed else None

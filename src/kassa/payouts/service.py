@@ -240,6 +240,10 @@ async def change_status(
     """Move a payout to ``target`` if that is one of its ``next_status`` now."""
     row = await _row(conn, tenant_id, payout_id, lock=True)
     allowed = next_status(row)
+    expired = (row.status, row.status_reason, row.hold_id) == ("CANCELLED", "EXPIRED", None)
+    if target == "PENDING" and expired:
+        # The worker cancelled the expired preview already: the same answer as before it did.
+        raise PayoutExpired(f"the preview expired at {isoformat(row.expires_at)}")
     if target not in allowed:
         raise InvalidStatusTransition(
             f"a {row.status} payout can move to {', '.join(allowed) or 'nothing'}, not {target}"
@@ -431,22 +435,28 @@ async def apply_outcome(
 
 
 async def expire_due(conn: AsyncConnection, now: datetime, limit: int) -> int:
-    """Cancel PENDING payouts past their tenant's pending TTL (reason EXPIRED), releasing each
-    hold once: rows another worker holds are skipped, and each is re-checked under its lock."""
-    statement = (
-        select(payouts.c.id, payouts.c.tenant_id)
-        .where(payouts.c.status == "PENDING", payouts.c.pending_expires_at <= now)
-        .order_by(payouts.c.pending_expires_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update(skip_locked=True)
+    """Cancel, with the reason EXPIRED, PREVIEW payouts past their expiration time and PENDING
+    ones past their tenant's pending TTL, releasing each PENDING hold once: rows another worker
+    holds are skipped, and each is re-checked under its lock."""
     expired = 0
-    for found in (await conn.execute(statement)).all():
-        row = await _row(conn, found.tenant_id, found.id, lock=True)
-        if row.status != "PENDING":
-            continue
-        await ledger.expire_hold(conn, row.tenant_id, row.hold_id, now)
-        await _record(conn, row, "CANCELLED", "EXPIRED", now, {})
-        expired += 1
+    for status, deadline in (
+        ("PENDING", payouts.c.pending_expires_at),
+        ("PREVIEW", payouts.c.expires_at),
+    ):
+        statement = (
+            select(payouts.c.id, payouts.c.tenant_id)
+            .where(payouts.c.status == status, deadline <= now)
+            .order_by(deadline)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        for found in (await conn.execute(statement)).all():
+            row = await _row(conn, found.tenant_id, found.id, lock=True)
+            if row.status != status:
+                continue
+            if row.hold_id is not None:
+                await ledger.expire_hold(conn, row.tenant_id, row.hold_id, now)
+            await _record(conn, row, "CANCELLED", "EXPIRED", now, {})
+            expired += 1
     return expired

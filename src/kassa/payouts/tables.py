@@ -48,6 +48,7 @@ payouts = Table(
     Index(None, "tenant_id", "status", "created_at"),
     Index(None, "status", "next_check_at"),
     Index(None, "status", "pending_expires_at"),
+    Index(None, "status", "expires_at"),
 )
 
 # The sandbox rail's own record of what it was handed (an outside rail keeps this on its side).

@@ -180,15 +180,27 @@ async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) ->
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.delete("/wallets/{wallet_id}", **doc(WalletOut, 200, 404, 409))
-async def close_wallet(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
-    """Close a wallet whose balance, holds and gift balance are all zero; it stays readable."""
+@router.delete("/wallets/{wallet_id}", **doc(WalletOut, 200, 404, 409, 422))
+async def close_wallet(
+    request: Request,
+    wallet_id: str,
+    principal: WalletsWrite,
+    forfeit_gift: Annotated[
+        bool,
+        Query(description="give up the gift balance (back to funding) and close"),
+    ] = False,
+) -> Response:
+    """Close a wallet whose balance and holds are zero; it stays readable. Gift credit cannot
+    be withdrawn: a wallet that has some closes only with ``forfeit_gift=true``."""
     raw = await read_body(request)
     state = app_state(request)
     now, wallet = state.clock.now(), parse_id(wallet_id, "wallet")
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 200, await service.close(conn, principal.tenant_id, wallet, now)
+        closed = await service.close(
+            conn, principal.tenant_id, wallet, now, forfeit_gift=forfeit_gift
+        )
+        return 200, closed
 
     return await respond(request, state, principal, raw, now, work)
 

@@ -178,21 +178,46 @@ async def unfreeze(
 
 
 async def close(
-    conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID, now: datetime
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    wallet_id: uuid.UUID,
+    now: datetime,
+    *,
+    forfeit_gift: bool = False,
 ) -> WalletOut:
     """Close a wallet with nothing in it. Its accounts are locked first, so a deposit racing
-    with the close either lands before it (and the close is refused) or finds it closed."""
+    with the close either lands before it (and the close is refused) or finds it closed.
+
+    Gift credit can be spent but never withdrawn, so a wallet holding some could never close:
+    with ``forfeit_gift`` its gift balance goes back to ``funding`` (a ``reversal``
+    transaction with its ``wallet.debited`` event) in the same unit of work as the close."""
     accounts = await ledger_repository.lock_wallet_accounts(conn, tenant_id, wallet_id)
     if not accounts:
         raise NotFound(f"wallet {wallet_id} not found")
     wallet = await get_wallet(conn, tenant_id, wallet_id, now)
     if wallet.status == "closed":
         return wallet
-    if any(account.balance or account.held for account in accounts):
+    if wallet.balance or wallet.held_balance:
         raise WalletNotEmpty(
-            f"wallet {wallet_id} still holds {wallet.balance} cash and {wallet.gift_balance} "
-            "gift minor units; withdraw them first"
+            f"wallet {wallet_id} still holds {wallet.balance} minor units of cash "
+            f"({wallet.held_balance} of them held); withdraw them first"
         )
+    if wallet.gift_balance and not forfeit_gift:
+        raise WalletNotEmpty(
+            f"wallet {wallet_id} still holds {wallet.gift_balance} minor units of gift credit, "
+            "which cannot be withdrawn; close it with forfeit_gift=true to give them up"
+        )
+    if wallet.gift_balance:
+        forfeit = MoneyRequest(
+            tenant_id,
+            wallet_id,
+            wallet.gift_balance,
+            None,
+            None,
+            "gift credit forfeited when the wallet was closed",
+            {},
+        )
+        await move_money_in(conn, GIFT_FORFEIT, forfeit, now)
     await repository.set_status(
         conn,
         tenant_id,
@@ -216,6 +241,7 @@ class Movement:
 DEPOSIT = Movement("deposit", "cash", 1, "funding", refuse_frozen=False)
 GIFT = Movement("gift", "gift", 1, "funding", refuse_frozen=False)
 WITHDRAWAL = Movement("withdrawal", "cash", -1, "payouts_clearing", refuse_frozen=True)
+GIFT_FORFEIT = Movement("reversal", "gift", -1, "funding", refuse_frozen=False)
 
 
 @dataclass(frozen=True)

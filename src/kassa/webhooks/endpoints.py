@@ -18,6 +18,7 @@ from kassa.webhooks import service, urls
 from kassa.webhooks.schemas import (
     DeletedEndpoint,
     DeliveryList,
+    EndpointChange,
     EndpointOut,
     EndpointWithSecret,
     NewEndpoint,
@@ -71,6 +72,29 @@ async def get_endpoint(request: Request, endpoint_id: str, principal: WebhooksMa
             conn, principal.tenant_id, parse_id(endpoint_id, "webhook endpoint")
         )
     return json_response(endpoint)
+
+
+@router.patch(
+    "/webhook-endpoints/{endpoint_id}",
+    openapi_extra=body_schema(EndpointChange),
+    **doc(EndpointOut, 200, 404, 422),
+)
+async def change_endpoint(
+    request: Request, endpoint_id: str, principal: WebhooksManage
+) -> Response:
+    """Change the URL, event types, description, or enable or disable the endpoint (e.g. again
+    after Kassa disabled it on a 410); members left out stay as they are."""
+    raw = await read_body(request)
+    body = parse_json(raw, EndpointChange)
+    state = app_state(request)
+    if body.url is not None:
+        await urls.check(body.url, state.settings.webhook_allowed_hosts)
+    now, endpoint = state.clock.now(), parse_id(endpoint_id, "webhook endpoint")
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        return 200, await service.change_endpoint(conn, principal.tenant_id, endpoint, body, now)
+
+    return await respond(request, state, principal, raw, now, work)
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", **doc(DeletedEndpoint, 200, 404))

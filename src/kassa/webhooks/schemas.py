@@ -3,7 +3,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import Row
 
@@ -45,6 +53,33 @@ class NewEndpoint(BaseModel):
     event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
     description: Description | None = None
     enabled: bool = True
+
+
+class EndpointChange(BaseModel):
+    """What ``PATCH`` changes: only the members given; at least one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url | None = Field(default=None, description="a new https URL")
+    event_types: EventTypes | None = None
+    description: Description | None = Field(default=None, description="null clears it")
+    enabled: bool | None = Field(
+        default=None, description="false stops sending and cancels pending deliveries"
+    )
+
+    @field_validator("url", "event_types", "enabled")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for members given (defaults are not validated): null clears nothing here.
+        if value is None:
+            raise PydanticCustomError("null_not_allowed", "cannot be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> EndpointChange:
+        if not self.model_fields_set:
+            raise PydanticCustomError("nothing_to_change", "give at least one member to change")
+        return self
 
 
 class EndpointOut(BaseModel):

@@ -19,6 +19,7 @@ from kassa.webhooks.schemas import (
     DeletedEndpoint,
     DeliveryList,
     DeliveryOut,
+    EndpointChange,
     EndpointOut,
     EndpointWithSecret,
     NewEndpoint,
@@ -99,6 +100,28 @@ async def list_endpoints(
     ).all()
     page, has_more = split_page(list(rows), limit)
     return Page[EndpointOut](data=[EndpointOut.from_row(row) for row in page], has_more=has_more)
+
+
+async def change_endpoint(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    change: EndpointChange,
+    now: datetime,
+) -> EndpointOut:
+    """Change an endpoint's URL, event types, description or state. Enabling clears the reason
+    Kassa disabled it for; disabling cancels its pending deliveries (events from now on make
+    none; ``redeliver`` sends again once it is enabled)."""
+    await _endpoint_row(conn, tenant_id, endpoint_id)
+    values = change.model_dump(include=change.model_fields_set)
+    if change.enabled is not None:
+        values["disabled_reason"] = None
+    await conn.execute(
+        update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).values(**values)
+    )
+    if change.enabled is False:
+        await cancel_pending(conn, endpoint_id, now)
+    return await get_endpoint(conn, tenant_id, endpoint_id)
 
 
 async def delete_endpoint(

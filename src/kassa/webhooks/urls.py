@@ -1,9 +1,15 @@
 """Where webhooks may go: https to public addresses, or anywhere an operator allow-lists.
 
-A webhook URL is checked when an endpoint is created and again before every attempt (a name can
-come to resolve elsewhere): every address its host resolves to must be global, so Kassa cannot be
+A webhook URL is checked when an endpoint is created and again at every attempt (a name can come
+to resolve elsewhere): every address its host resolves to must be global, so Kassa cannot be
 made to call a private network, a link-local or cloud metadata address, or itself. Hosts in
 ``KASSA_WEBHOOK_ALLOWED_HOSTS`` are trusted as they are, plain http included.
+
+At an attempt the check lives in the connection itself (``CheckedNetwork``): the addresses it
+checks are the addresses it connects to, from one lookup. Checking with one lookup and letting
+the HTTP client look the name up again to connect would let a name that answers a public
+address first and a private one the second time (DNS rebinding) through. TLS still verifies
+the certificate against the URL's host name.
 """
 
 from __future__ import annotations
@@ -11,7 +17,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 from kassa.kit.errors import KassaError
 
@@ -31,6 +41,7 @@ class WebhookUrlNotAllowed(KassaError):
 
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[IpAddress]]]
 
 
 def is_public(address: IpAddress) -> bool:
@@ -62,14 +73,24 @@ def parse(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname.lower(), port or default
 
 
-async def check(url: str, allowed_hosts: frozenset[str]) -> None:
-    """Refuse a URL Kassa must not call (422); resolve its host to be sure."""
+def check_form(url: str, allowed_hosts: frozenset[str]) -> tuple[str, int]:
+    """Refuse a URL Kassa must not call, as far as the URL alone tells (no lookup); its host
+    and port."""
     scheme, host, port = parse(url)
-    if host in allowed_hosts:
-        return
-    if scheme != "https":
+    if scheme != "https" and host not in allowed_hosts:
         raise WebhookUrlNotAllowed("webhook URLs must use https")
-    for address in await resolve(host, port):
+    return host, port
+
+
+async def check(url: str, allowed_hosts: frozenset[str], resolver: Resolver | None = None) -> None:
+    """Refuse a URL Kassa must not call (422); resolve its host to be sure."""
+    host, port = check_form(url, allowed_hosts)
+    if host not in allowed_hosts:
+        refuse_private(host, await (resolver or resolve)(host, port))
+
+
+def refuse_private(host: str, addresses: Sequence[IpAddress]) -> None:
+    for address in addresses:
         if not is_public(address):
             raise WebhookUrlNotAllowed(
                 f"{host} resolves to {address}, a private, loopback, link-local or reserved address"
@@ -92,3 +113,86 @@ async def resolve(host: str, port: int) -> list[IpAddress]:
     if not addresses:
         raise WebhookUrlNotAllowed(f"{host} does not resolve")
     return addresses
+
+
+class CheckedNetwork(httpcore.AsyncNetworkBackend):
+    """httpcore's network, but a TCP connection to a host outside ``allowed_hosts`` resolves
+    the host once, refuses it unless every address is public, and connects to one of exactly
+    those addresses. Refusals are ``httpcore.ConnectError`` (``httpx.ConnectError`` to the
+    client) with the policy's reason."""
+
+    def __init__(
+        self,
+        allowed_hosts: frozenset[str],
+        resolver: Resolver | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.resolver = resolver or resolve
+        self._network = network or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        host = host.lower()
+        if host in self.allowed_hosts:
+            return await self._network.connect_tcp(
+                host, port, timeout, local_address, socket_options
+            )
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self.resolver(host, port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} took over {timeout:g} s") from None
+        except WebhookUrlNotAllowed as error:
+            raise httpcore.ConnectError(error.detail) from None
+        try:
+            refuse_private(host, addresses)
+        except WebhookUrlNotAllowed as error:
+            raise httpcore.ConnectError(error.detail) from None
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return await self._network.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                failure = error
+        assert failure is not None  # resolve() never answers an empty list
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("webhooks are never sent over a Unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
+
+
+def checked_transport(
+    allowed_hosts: frozenset[str],
+    resolver: Resolver | None = None,
+    network: httpcore.AsyncNetworkBackend | None = None,
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport (no proxies from the environment) that connects through
+    ``CheckedNetwork``; httpx takes no network of its own, so its connection pool is made
+    again with ours, with httpx's own defaults otherwise."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    limits = httpx.Limits()
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=CheckedNetwork(allowed_hosts, resolver, network),
+    )
+    return transport
