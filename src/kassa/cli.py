@@ -93,7 +93,8 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
     """Start the HTTP API. On the SQLite default it migrates itself first and also does the
-    background work (webhooks, payouts; see KASSA_WORKER)."""
+    background work (webhooks, payouts; see KASSA_WORKER). Health at /healthz and /readyz,
+    Prometheus metrics at /metrics (KASSA_METRICS_TOKEN to require a token)."""
     from kassa import serving
 
     settings = _settings()

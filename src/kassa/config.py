@@ -32,6 +32,8 @@ class Settings:
     payout_preview_minutes: float = 15.0
     # The dialects (facades of other withdrawal APIs) to serve under /compat/<name>.
     dialects: frozenset[str] = frozenset({"salla", "walletapi", "autional"})
+    # When set, /metrics answers only requests bearing this token.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
             webhook_timeout_seconds=float(env.get("KASSA_WEBHOOK_TIMEOUT_SECONDS", "10")),
             sandbox_delay_seconds=float(env.get("KASSA_SANDBOX_DELAY_SECONDS", "5")),
             payout_preview_minutes=float(env.get("KASSA_PAYOUT_PREVIEW_MINUTES", "15")),
+            metrics_token=env.get("KASSA_METRICS_TOKEN") or None,
             dialects=frozenset(
                 name.strip().lower()
                 for name in env.get("KASSA_DIALECTS", "salla,walletapi,autional").split(",")

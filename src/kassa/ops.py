@@ -1,11 +1,16 @@
-"""Health endpoints for load balancers and orchestrators."""
+"""Health and metrics endpoints for load balancers, orchestrators and Prometheus."""
 
 from __future__ import annotations
+
+import hmac
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from fastapi.security.utils import get_authorization_scheme_param
 
+from kassa import metrics as kassa_metrics
+from kassa.kit.errors import Unauthorized
 from kassa.state import app_state
 
 router = APIRouter(tags=["ops"])
@@ -26,3 +31,18 @@ async def readyz(request: Request) -> Response:
         body = {"status": "unavailable", "detail": type(error).__name__}
         return Response(orjson.dumps(body), status_code=503, media_type="application/json")
     return Response(b'{"status":"ok","database":"ok"}', media_type="application/json")
+
+
+@router.get("/metrics", responses={200: {"content": {kassa_metrics.CONTENT_TYPE: {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format). With ``KASSA_METRICS_TOKEN`` set, only for
+    ``Authorization: Bearer <that token>``."""
+    state = app_state(request)
+    expected = state.settings.metrics_token
+    if expected is not None:
+        scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("/metrics needs the bearer token set in KASSA_METRICS_TOKEN")
+    async with state.db.read() as conn:
+        gauges = await kassa_metrics.backlog(conn, state.clock.now())
+    return Response(kassa_metrics.render(gauges), media_type=kassa_metrics.CONTENT_TYPE)

@@ -21,14 +21,18 @@ made since.
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from kassa import metrics
 from kassa.app import create_app
 
 APP = "kassa.serving:create_served_app"
@@ -114,7 +118,13 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
     placeholder = _bound_socket(family, (host, port))
+    # The workers add up their metrics through files (kassa.metrics); they read this at start.
+    given = os.environ.get(metrics.MULTIPROCESS_DIR_ENV)
+    metrics_dir = given or tempfile.mkdtemp(prefix="kassa-metrics-")
+    os.environ[metrics.MULTIPROCESS_DIR_ENV] = metrics_dir
     try:
         Multiprocess(config, sockets=[placeholder]).run()
     finally:
         placeholder.close()
+        if not given:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -25,6 +25,8 @@ from datetime import datetime
 import asyncpg
 import orjson
 
+from kassa import metrics
+
 POST_WALLETS_SQL = (
     "SELECT o_error, o_currency, o_balance_after, o_status, o_media, o_body, o_replayed"
     " FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
@@ -164,6 +166,7 @@ class Batcher:
 
     async def _post(self, batch: list[_Waiting]) -> None:
         self.statements += 1
+        metrics.BATCH_SIZE.observe(len(batch))
         try:
             results = await post_many(self.pool, [w.posting for w in batch])
         except asyncpg.PostgresError as error:

@@ -11,6 +11,7 @@ answer alike; every other request, and the lifespan, goes to FastAPI.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -19,6 +20,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
 
+from kassa import metrics
 from kassa.auth.deps import authorize
 from kassa.kit.errors import KassaError, PayloadTooLarge
 from kassa.kit.http import MAX_BODY_BYTES
@@ -37,6 +39,7 @@ _ROUTES = {
     "deposits": (service.DEPOSIT, "wallets:write"),
     "withdrawals": (service.WITHDRAWAL, "withdrawals:write"),
 }
+_TEMPLATES = {name: f"/v1/wallets/{{wallet_id}}/{name}" for name in _ROUTES}
 log = structlog.get_logger("kassa.http")
 
 
@@ -56,16 +59,36 @@ class HotPath:
         return self.app.router.lifespan_context(self.app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        if scope["method"] == "POST":
             match = _ROUTE.fullmatch(scope["path"])
             if match is not None:
-                await self._serve(scope, receive, send, match[1], match[2])
+                status = await self._serve(scope, receive, send, match[1], match[2])
+                route = _TEMPLATES[match[2]]
+                metrics.observe_request("POST", route, status, time.perf_counter() - began)
                 return
-        await self.app(scope, receive, send)
+        answered = 500  # unless the app starts an answer
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            # FastAPI leaves the route it matched in the scope.
+            route = getattr(scope.get("route"), "path", metrics.UNMATCHED)
+            metrics.observe_request(scope["method"], route, answered, time.perf_counter() - began)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, wallet_id: str, route: str
-    ) -> None:
+    ) -> int:
+        """Answer one deposit or withdrawal; its status code (499 if the client left)."""
         movement, scope_needed = _ROUTES[route]
         headers: list[tuple[bytes, bytes]] = []
         try:
@@ -79,7 +102,7 @@ class HotPath:
             status, media_type, body = answer.status, answer.media_type, answer.body
             headers += [(name.encode(), value.encode()) for name, value in answer.headers]
         except _ClientGone:
-            return
+            return 499
         except KassaError as error:
             status, media_type, body = error.status, PROBLEM_MEDIA_TYPE, problem_json(error)
             if error.status == 401:
@@ -93,6 +116,7 @@ class HotPath:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return status
 
 
 def _headers(scope: Scope) -> tuple[str | None, int | None, str | None]:

@@ -1,0 +1,122 @@
+"""Prometheus metrics, served at ``/metrics``.
+
+Each API worker counts the requests it answers (by method, route template and status) and times
+them; on PostgreSQL it also records how many deposits and withdrawals each group-commit
+statement carried. Under ``kassa serve --workers N`` (N > 1) the workers keep their figures in
+files under ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode; ``kassa serve``
+makes a fresh directory unless one is given) and any worker's ``/metrics`` adds up all of them.
+
+The work waiting in the database comes from the database at each scrape, so every API process
+shows it wherever the background workers run: webhook deliveries pending and how late the most
+overdue one is, and payouts in each status that is not final. Labels never carry a tenant, a
+wallet or any other id.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+
+import prometheus_client
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.payouts.tables import payouts
+from kassa.webhooks.tables import DELIVERY_PENDING, webhook_deliveries
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+OPEN_PAYOUT_STATUSES = ("PREVIEW", "PENDING", "PROCESSING")
+
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+REQUESTS = Counter(
+    "kassa_http_requests",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "kassa_http_request_duration_seconds",
+    "Time from a request's arrival to its answer, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BATCH_SIZE = Histogram(
+    "kassa_hotpath_batch_size",
+    "Deposits and immediate withdrawals per group-commit statement (PostgreSQL).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+UNMATCHED = "unmatched"  # the route label of a request no route took (a 404)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    REQUEST_SECONDS.labels(method, route).observe(seconds)
+
+
+async def backlog(conn: AsyncConnection, now: datetime) -> list[Metric]:
+    """The work waiting in the database, as gauges."""
+    pending = (
+        await conn.execute(
+            select(func.count(), func.min(webhook_deliveries.c.next_attempt_at)).where(
+                webhook_deliveries.c.status == DELIVERY_PENDING
+            )
+        )
+    ).one()
+    deliveries = GaugeMetricFamily(
+        "kassa_webhook_deliveries_pending",
+        "Webhook deliveries not yet succeeded, failed or canceled.",
+        value=pending[0],
+    )
+    overdue = max((now - pending[1]).total_seconds(), 0.0) if pending[1] is not None else 0.0
+    lag = GaugeMetricFamily(
+        "kassa_webhook_delivery_lag_seconds",
+        "How long the most overdue pending delivery has been due (0 when none is): the "
+        "webhook workers are behind when it grows.",
+        value=overdue,
+    )
+    counted = await conn.execute(
+        select(payouts.c.status, func.count())
+        .where(payouts.c.status.in_(OPEN_PAYOUT_STATUSES))
+        .group_by(payouts.c.status)
+    )
+    counts: dict[str, int] = {status: count for status, count in counted}
+    open_payouts = GaugeMetricFamily(
+        "kassa_payouts_open", "Payouts in each status that is not final.", labels=["status"]
+    )
+    for status in OPEN_PAYOUT_STATUSES:
+        open_payouts.add_metric([status], counts.get(status, 0))
+    return [deliveries, lag, open_payouts]
+
+
+class _Fixed(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
+
+
+def render(gauges: list[Metric]) -> bytes:
+    """The exposition text: this process's (or, in multiprocess mode, every worker's) counters
+    and histograms, then ``gauges``."""
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        workers = CollectorRegistry()
+        multiprocess.MultiProcessCollector(workers)  # type: ignore[no-untyped-call]
+    else:
+        workers = REGISTRY
+    now = CollectorRegistry(auto_describe=False)
+    now.register(_Fixed(gauges))
+    return generate_latest(workers) + generate_latest(now)
