@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -9,8 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, select
 
+from kassa.auth.tables import tenants
 from kassa.kit.db import Database
-from tests.helpers import KassaServer, make_tenant
+from tests.helpers import KassaServer, TenantKey, make_tenant
 from tests.payouts.conftest import CARD, IBAN, add_instrument
 
 VALID: list[dict[str, Any]] = [
@@ -148,3 +152,45 @@ async def test_another_tenants_instruments_are_not_found(
         assert (await theirs.post(path + "/verify")).status_code == 404
         assert (await theirs.delete(path)).status_code == 404
         assert (await theirs.get(f"/v1/customers/{customer}/instruments")).json()["data"] == []
+
+
+async def test_fingerprints_match_within_a_tenant_and_never_across(
+    api: httpx.AsyncClient, db: Database, server: KassaServer, tenant: TenantKey
+) -> None:
+    alice, bob = (f"cust-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    card = {"type": "CARD", "expiry_month": 12, "expiry_year": 2099}
+    # The tenant has no fingerprint key yet: concurrent first instruments agree on one.
+    first = await asyncio.gather(
+        *(add_instrument(api, alice, verify=False, card_number=CARD, **card) for _ in range(6))
+    )
+    assert len({instrument["fingerprint"] for instrument in first}) == 1
+    fingerprint = first[0]["fingerprint"]
+    assert re.fullmatch(r"[0-9a-f]{32}", fingerprint)
+    # Not a plain hash of the number, which anyone could compute from every card number.
+    assert fingerprint != hashlib.sha256(b"CARD:4111111111111111").hexdigest()[:32]
+
+    spaced = await add_instrument(api, bob, verify=False, card_number="4111111111111111", **card)
+    assert spaced["fingerprint"] == fingerprint  # the same card, another customer
+    other_card = await add_instrument(
+        api, bob, verify=False, card_number="5555 5555 5555 4444", **card
+    )
+    assert other_card["fingerprint"] != fingerprint
+    iban = await add_instrument(api, alice, verify=False)
+    same_iban = await add_instrument(
+        api, bob, verify=False, type="SEPA_BANK_ACCOUNT", iban=IBAN.replace(" ", "").lower()
+    )
+    assert iban["fingerprint"] == same_iban["fingerprint"] != fingerprint
+
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {other.key}"}
+    ) as theirs:
+        elsewhere = await add_instrument(theirs, alice, verify=False, card_number=CARD, **card)
+    assert elsewhere["fingerprint"] != fingerprint
+
+    async with db.read() as conn:
+        sealed = await conn.scalar(
+            select(tenants.c.fingerprint_key).where(tenants.c.id == tenant.tenant_id)
+        )
+    assert sealed is not None
+    assert sealed.startswith(b"gAAAAA")  # a Fernet token: encrypted with the operator's key

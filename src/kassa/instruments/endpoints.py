@@ -34,7 +34,8 @@ async def create_instrument(
     now = state.clock.now()
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 201, await service.create(conn, principal.tenant_id, customer_id, body, now)
+        created = await service.create(conn, principal.tenant_id, customer_id, body, state.box, now)
+        return 201, created
 
     return await respond(request, state, principal, raw, now, work)
 
