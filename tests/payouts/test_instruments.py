@@ -12,8 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, select
 
+from kassa.app import create_app
 from kassa.auth.tables import tenants
+from kassa.config import Settings
 from kassa.kit.db import Database
+from kassa.webhooks.secrets import new_operator_key
 from tests.helpers import KassaServer, TenantKey, make_tenant
 from tests.payouts.conftest import CARD, IBAN, add_instrument
 
@@ -194,3 +197,39 @@ async def test_fingerprints_match_within_a_tenant_and_never_across(
         )
     assert sealed is not None
     assert sealed.startswith(b"gAAAAA")  # a Fernet token: encrypted with the operator's key
+
+
+async def test_a_fingerprint_key_that_does_not_open_is_503_and_a_keyed_retry_works_later(
+    fresh_database_url: str,
+) -> None:
+    made_with, other = new_operator_key(), new_operator_key()
+    db = Database(fresh_database_url)
+    await db.open()
+    try:
+        tenant = await make_tenant(db)
+    finally:
+        await db.close()
+
+    async def create(secret_key: str, key: str) -> httpx.Response:
+        settings = Settings(database_url=fresh_database_url, worker="off", secret_key=secret_key)
+        app = create_app(settings)
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://kassa.test",
+                headers={"Authorization": f"Bearer {tenant.key}", "Idempotency-Key": key},
+            ) as client,
+        ):
+            return await client.post(
+                "/v1/customers/c1/instruments",
+                json={"holder_name": "Ada", "type": "SEPA_BANK_ACCOUNT", "iban": IBAN},
+            )
+
+    assert (await create(made_with, "first")).status_code == 201  # the tenant's key is made
+    refused = await create(other, "second")  # the operator lost the key it was made with
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "secrets_unavailable"
+    retried = await create(f"{other},{made_with}", "second")  # the old key is back
+    assert retried.status_code == 201, retried.text  # the 503 was not stored under the key
+    assert "idempotent-replayed" not in {name.lower() for name in retried.headers}

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,9 +17,11 @@ from kassa.auth.tables import tenants
 from kassa.instruments.schemas import DeletedInstrument, InstrumentOut, NewInstrument
 from kassa.instruments.tables import payment_instruments
 from kassa.instruments.validation import mask
-from kassa.kit.errors import NotFound, ValidationFailed
+from kassa.kit.errors import KassaError, NotFound, ValidationFailed
 from kassa.kit.pagination import Page, split_page
-from kassa.webhooks.secrets import SecretBox
+from kassa.webhooks.secrets import SecretBox, SecretKeyError
+
+log = structlog.get_logger("kassa.instruments")
 
 
 async def create(
@@ -78,7 +81,20 @@ async def _fingerprint_key(conn: AsyncConnection, tenant_id: uuid.UUID, box: Sec
             select(tenants.c.fingerprint_key).where(tenants.c.id == tenant_id)
         )
     assert sealed is not None
-    return box.open(sealed)
+    try:
+        return box.open(sealed)
+    except SecretKeyError:
+        log.error("fingerprint_key_does_not_open", tenant_id=str(tenant_id))
+        raise SecretsUnavailable(
+            "Kassa cannot open the tenant's fingerprint key with its KASSA_SECRET_KEY; "
+            "the operator must restore the key it was made with"
+        ) from None
+
+
+class SecretsUnavailable(KassaError):
+    code = "secrets_unavailable"
+    status = 503
+    title = "Kassa cannot open its stored secrets"
 
 
 def _live(tenant_id: uuid.UUID, customer_id: str) -> Any:
