@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/customers/{customer_id}/instruments", tags=["inst
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
 
-@router.post("", openapi_extra=body_schema(NewInstrument), **doc(InstrumentOut, 201, 422))
+@router.post("", openapi_extra=body_schema(NewInstrument), **doc(InstrumentOut, 201, 422, 503))
 async def create_instrument(
     request: Request, customer_id: CustomerId, principal: PayoutsWrite
 ) -> Response:
