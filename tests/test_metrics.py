@@ -143,3 +143,16 @@ async def test_the_in_process_app_counts_without_multiprocess_files(
     before, after = samples_of(first.text), samples_of(second.text)
     assert requests(after, "GET", "/healthz", 200) - requests(before, "GET", "/healthz", 200) == 1
     assert requests(after, "GET", "/metrics", 200) - requests(before, "GET", "/metrics", 200) == 1
+
+
+async def test_without_a_token_only_this_machine_may_read_metrics(
+    fresh_database_url: str,
+) -> None:
+    app = create_app(Settings(database_url=fresh_database_url, worker="off"))
+    async with app.lifespan():
+        for client, status in ((("203.0.113.9", 4000), 403), (("::1", 4000), 200)):
+            transport = httpx.ASGITransport(app=app, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://k") as remote:
+                response = await remote.get("/metrics")
+            assert response.status_code == status, response.text
+        assert response.text.startswith("# HELP")

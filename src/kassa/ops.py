@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 import orjson
 from fastapi import APIRouter, Request
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 from fastapi.security.utils import get_authorization_scheme_param
 
 from kassa import metrics as kassa_metrics
-from kassa.kit.errors import Unauthorized
+from kassa.kit.errors import Forbidden, Unauthorized
 from kassa.state import app_state
 
 router = APIRouter(tags=["ops"])
@@ -35,14 +36,30 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", responses={200: {"content": {kassa_metrics.CONTENT_TYPE: {}}}})
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics (text exposition format). With ``KASSA_METRICS_TOKEN`` set, only for
-    ``Authorization: Bearer <that token>``."""
+    """Prometheus metrics (text exposition format): with ``KASSA_METRICS_TOKEN`` set, only for
+    ``Authorization: Bearer <that token>``; without it, only for clients on this machine."""
     state = app_state(request)
     expected = state.settings.metrics_token
-    if expected is not None:
+    if expected is None:
+        if not _on_this_machine(request):
+            raise MetricsNotShared("set KASSA_METRICS_TOKEN to read /metrics from another machine")
+    else:
         scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("/metrics needs the bearer token set in KASSA_METRICS_TOKEN")
     async with state.db.read() as conn:
         gauges = await kassa_metrics.backlog(conn, state.clock.now())
     return Response(kassa_metrics.render(gauges), media_type=kassa_metrics.CONTENT_TYPE)
+
+
+class MetricsNotShared(Forbidden):
+    title = "Without KASSA_METRICS_TOKEN, metrics are only for clients on this machine"
+
+
+def _on_this_machine(request: Request) -> bool:
+    # uvicorn puts a local proxy's X-Forwarded-For client here, so a proxied request is not local.
+    host = request.client.host if request.client is not None else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -108,23 +108,32 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
         "access_log": access_log,
         "log_level": "warning",
     }
-    if workers == 1 or not _reuse_port_supported():
+    if workers == 1:
         uvicorn.run(APP, **options)
         return
-    config = uvicorn.Config(APP, **options)
+    # The workers add up their metrics through files (kassa.metrics); they read this at start.
+    given = os.environ.get(metrics.MULTIPROCESS_DIR_ENV)
+    metrics_dir = given or tempfile.mkdtemp(prefix="kassa-metrics-")
+    os.environ[metrics.MULTIPROCESS_DIR_ENV] = metrics_dir
+    try:
+        _run_workers(config_options=options, host=host, port=port)
+    finally:
+        if not given:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(*, config_options: dict[str, Any], host: str, port: int) -> None:
+    if not _reuse_port_supported():
+        uvicorn.run(APP, **config_options)
+        return
+    config = uvicorn.Config(APP, **config_options)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # SO_REUSEPORT would let a second Kassa share this port silently: refuse a taken port first.
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
     placeholder = _bound_socket(family, (host, port))
-    # The workers add up their metrics through files (kassa.metrics); they read this at start.
-    given = os.environ.get(metrics.MULTIPROCESS_DIR_ENV)
-    metrics_dir = given or tempfile.mkdtemp(prefix="kassa-metrics-")
-    os.environ[metrics.MULTIPROCESS_DIR_ENV] = metrics_dir
     try:
         Multiprocess(config, sockets=[placeholder]).run()
     finally:
         placeholder.close()
-        if not given:
-            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -9,8 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, select
 
+from kassa.app import create_app
+from kassa.auth.tables import tenants
+from kassa.config import Settings
 from kassa.kit.db import Database
-from tests.helpers import KassaServer, make_tenant
+from kassa.webhooks.secrets import new_operator_key
+from tests.helpers import KassaServer, TenantKey, make_tenant
 from tests.payouts.conftest import CARD, IBAN, add_instrument
 
 VALID: list[dict[str, Any]] = [
@@ -148,3 +155,81 @@ async def test_another_tenants_instruments_are_not_found(
         assert (await theirs.post(path + "/verify")).status_code == 404
         assert (await theirs.delete(path)).status_code == 404
         assert (await theirs.get(f"/v1/customers/{customer}/instruments")).json()["data"] == []
+
+
+async def test_fingerprints_match_within_a_tenant_and_never_across(
+    api: httpx.AsyncClient, db: Database, server: KassaServer, tenant: TenantKey
+) -> None:
+    alice, bob = (f"cust-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    card = {"type": "CARD", "expiry_month": 12, "expiry_year": 2099}
+    # The tenant has no fingerprint key yet: concurrent first instruments agree on one.
+    first = await asyncio.gather(
+        *(add_instrument(api, alice, verify=False, card_number=CARD, **card) for _ in range(6))
+    )
+    assert len({instrument["fingerprint"] for instrument in first}) == 1
+    fingerprint = first[0]["fingerprint"]
+    assert re.fullmatch(r"[0-9a-f]{32}", fingerprint)
+    # Not a plain hash of the number, which anyone could compute from every card number.
+    assert fingerprint != hashlib.sha256(b"CARD:4111111111111111").hexdigest()[:32]
+
+    spaced = await add_instrument(api, bob, verify=False, card_number="4111111111111111", **card)
+    assert spaced["fingerprint"] == fingerprint  # the same card, another customer
+    other_card = await add_instrument(
+        api, bob, verify=False, card_number="5555 5555 5555 4444", **card
+    )
+    assert other_card["fingerprint"] != fingerprint
+    iban = await add_instrument(api, alice, verify=False)
+    same_iban = await add_instrument(
+        api, bob, verify=False, type="SEPA_BANK_ACCOUNT", iban=IBAN.replace(" ", "").lower()
+    )
+    assert iban["fingerprint"] == same_iban["fingerprint"] != fingerprint
+
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {other.key}"}
+    ) as theirs:
+        elsewhere = await add_instrument(theirs, alice, verify=False, card_number=CARD, **card)
+    assert elsewhere["fingerprint"] != fingerprint
+
+    async with db.read() as conn:
+        sealed = await conn.scalar(
+            select(tenants.c.fingerprint_key).where(tenants.c.id == tenant.tenant_id)
+        )
+    assert sealed is not None
+    assert sealed.startswith(b"gAAAAA")  # a Fernet token: encrypted with the operator's key
+
+
+async def test_a_fingerprint_key_that_does_not_open_is_503_and_a_keyed_retry_works_later(
+    fresh_database_url: str,
+) -> None:
+    made_with, other = new_operator_key(), new_operator_key()
+    db = Database(fresh_database_url)
+    await db.open()
+    try:
+        tenant = await make_tenant(db)
+    finally:
+        await db.close()
+
+    async def create(secret_key: str, key: str) -> httpx.Response:
+        settings = Settings(database_url=fresh_database_url, worker="off", secret_key=secret_key)
+        app = create_app(settings)
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://kassa.test",
+                headers={"Authorization": f"Bearer {tenant.key}", "Idempotency-Key": key},
+            ) as client,
+        ):
+            return await client.post(
+                "/v1/customers/c1/instruments",
+                json={"holder_name": "Ada", "type": "SEPA_BANK_ACCOUNT", "iban": IBAN},
+            )
+
+    assert (await create(made_with, "first")).status_code == 201  # the tenant's key is made
+    refused = await create(other, "second")  # the operator lost the key it was made with
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "secrets_unavailable"
+    retried = await create(f"{other},{made_with}", "second")  # the old key is back
+    assert retried.status_code == 201, retried.text  # the 503 was not stored under the key
+    assert "idempotent-replayed" not in {name.lower() for name in retried.headers}

@@ -30,6 +30,7 @@ PUBLIC_HTTPS = "https://93.184.215.14/kassa-hooks"
         ("https://[::1]/hooks", "webhook_url_not_allowed"),
         ("https://[::ffff:10.0.0.1]/hooks", "webhook_url_not_allowed"),
         ("https://[fd00:ec2::254]/hooks", "webhook_url_not_allowed"),
+        ("https://[64:ff9b::a00:1]/hooks", "webhook_url_not_allowed"),  # NAT64 of 10.0.0.1
         ("https://100.64.0.1/hooks", "webhook_url_not_allowed"),
         ("https://0.0.0.0/hooks", "webhook_url_not_allowed"),
         ("https://localhost/hooks", "webhook_url_not_allowed"),

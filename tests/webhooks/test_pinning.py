@@ -4,12 +4,14 @@ rebinding) cannot steer Kassa into a private network."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import uuid
 from collections.abc import Iterable
 
 import httpcore
 import httpx
+import pytest
 from sqlalchemy import update
 
 from kassa.webhooks import urls
@@ -115,3 +117,57 @@ async def test_allow_listed_hosts_connect_as_named(hooks: Hooks, receiver: Recei
         assert await worker.run_once() == 1
     assert len(receiver.received) == 1
     assert resolver.lookups == []
+
+
+class SilentNetwork(RecordingNetwork):
+    """Every address drops the connection attempt silently (the attempt never ends)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connected_to.append((host, port))
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class RefusingNetwork(RecordingNetwork):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connected_to.append((host, port))
+        raise httpcore.ConnectError("connection refused")
+
+
+def many_public(count: int) -> urls.Resolver:
+    async def resolve(host: str, port: int) -> list[urls.IpAddress]:
+        return [ipaddress.ip_address(f"93.184.215.{n}") for n in range(1, count + 1)]
+
+    return resolve
+
+
+async def test_one_deadline_covers_the_lookup_and_every_address() -> None:
+    network = SilentNetwork()
+    checked = urls.CheckedNetwork(frozenset(), many_public(8), network=network)
+    with pytest.raises(httpcore.ConnectTimeout):
+        await checked.connect_tcp("hooks.example", 443, timeout=0.05)
+    assert len(network.connected_to) == 1  # the deadline ended it, not eight of them
+
+
+async def test_at_most_four_addresses_are_tried() -> None:
+    network = RefusingNetwork()
+    checked = urls.CheckedNetwork(frozenset(), many_public(8), network=network)
+    with pytest.raises(httpcore.ConnectError):
+        await checked.connect_tcp("hooks.example", 443, timeout=5)
+    assert [host for host, _port in network.connected_to] == [
+        f"93.184.215.{n}" for n in range(1, urls.MAX_ADDRESSES_TRIED + 1)
+    ]

@@ -1,4 +1,4 @@
-from sqlalchemy import Column, ForeignKey, String, Table, Text, Uuid
+from sqlalchemy import Column, ForeignKey, LargeBinary, String, Table, Text, Uuid
 
 from kassa.kit.db import UtcDateTime, metadata
 
@@ -10,6 +10,9 @@ tenants = Table(
     Column("default_currency", String(3), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The key of the tenant's instrument fingerprints (random, made on first use), encrypted
+    # with the operator's key (kassa.webhooks.secrets).
+    Column("fingerprint_key", LargeBinary, nullable=True),
 )
 
 api_keys = Table(

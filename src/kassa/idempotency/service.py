@@ -155,6 +155,8 @@ async def run(
                 status, model = await work(conn)
             answer = Answer(status, JSON_MEDIA_TYPE, _body(model))
         except KassaError as error:
+            if error.status >= 500:
+                raise  # not the request's fault: nothing is stored, so a retry may do it
             answer = render_error(error)
         await conn.execute(
             insert(idempotency_keys).values(

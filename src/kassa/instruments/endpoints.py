@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/customers/{customer_id}/instruments", tags=["inst
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
 
-@router.post("", openapi_extra=body_schema(NewInstrument), **doc(InstrumentOut, 201, 422))
+@router.post("", openapi_extra=body_schema(NewInstrument), **doc(InstrumentOut, 201, 422, 503))
 async def create_instrument(
     request: Request, customer_id: CustomerId, principal: PayoutsWrite
 ) -> Response:
@@ -34,7 +34,8 @@ async def create_instrument(
     now = state.clock.now()
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 201, await service.create(conn, principal.tenant_id, customer_id, body, now)
+        created = await service.create(conn, principal.tenant_id, customer_id, body, state.box, now)
+        return 201, created
 
     return await respond(request, state, principal, raw, now, work)
 

@@ -58,6 +58,11 @@ class InstrumentOut(BaseModel):
     display: str = Field(description="masked: never the whole number")
     last4: str
     details: dict[str, Any] = Field(description="what is not secret: bank codes, card expiry")
+    fingerprint: str | None = Field(
+        description="the same for every instrument with the same card or account number among "
+        "this tenant's customers, and never equal across tenants (null if made before Kassa "
+        "kept fingerprints)"
+    )
     created_at: Timestamp
     verified_at: Timestamp | None
 
@@ -72,6 +77,7 @@ class InstrumentOut(BaseModel):
             display=row.display,
             last4=row.last4,
             details=dict(row.details),
+            fingerprint=row.fingerprint,
             created_at=row.created_at,
             verified_at=row.verified_at,
         )

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.auth.tables import tenants
 from kassa.instruments.schemas import DeletedInstrument, InstrumentOut, NewInstrument
 from kassa.instruments.tables import payment_instruments
 from kassa.instruments.validation import mask
-from kassa.kit.errors import NotFound, ValidationFailed
+from kassa.kit.errors import KassaError, NotFound, ValidationFailed
 from kassa.kit.pagination import Page, split_page
+from kassa.webhooks.secrets import SecretBox, SecretKeyError
+
+log = structlog.get_logger("kassa.instruments")
 
 
 async def create(
@@ -21,6 +29,7 @@ async def create(
     tenant_id: uuid.UUID,
     customer_id: str,
     body: NewInstrument,
+    box: SecretBox,
     now: datetime,
 ) -> InstrumentOut:
     stray = body.stray_fields()
@@ -45,10 +54,47 @@ async def create(
             display=masked.display,
             last4=masked.last4,
             details=masked.details,
+            fingerprint=fingerprint(await _fingerprint_key(conn, tenant_id, box), masked.identity),
             created_at=now,
         )
     )
     return await get(conn, tenant_id, customer_id, instrument_id)
+
+
+def fingerprint(key: bytes, identity: str) -> str:
+    """The same number gives the same fingerprint under one key; without the key, the
+    fingerprint tells nothing (a plain hash of a card number is reversed by trying them all)."""
+    return hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def _fingerprint_key(conn: AsyncConnection, tenant_id: uuid.UUID, box: SecretBox) -> bytes:
+    """The tenant's fingerprint key, made on first use. Of two requests making it at once, the
+    second's update finds it made (the row is locked meanwhile) and reads the first's."""
+    sealed = await conn.scalar(select(tenants.c.fingerprint_key).where(tenants.c.id == tenant_id))
+    if sealed is None:
+        await conn.execute(
+            update(tenants)
+            .where(tenants.c.id == tenant_id, tenants.c.fingerprint_key.is_(None))
+            .values(fingerprint_key=box.seal(secrets.token_bytes(32)))
+        )
+        sealed = await conn.scalar(
+            select(tenants.c.fingerprint_key).where(tenants.c.id == tenant_id)
+        )
+    assert sealed is not None
+    try:
+        return box.open(sealed)
+    except SecretKeyError:
+        log.error("fingerprint_key_does_not_open", tenant_id=str(tenant_id))
+        raise SecretsUnavailable(
+            "Kassa cannot open the tenant's fingerprint key with its KASSA_SECRET_KEY; "
+            "the operator must restore the key it was made with"
+        ) from None
+
+
+class SecretsUnavailable(KassaError):
+    code = "secrets_unavailable"
+    status = 503
+    title = "Kassa cannot open its stored secrets"
 
 
 def _live(tenant_id: uuid.UUID, customer_id: str) -> Any:

@@ -20,5 +20,9 @@ payment_instruments = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("verified_at", UtcDateTime, nullable=True),
     Column("deleted_at", UtcDateTime, nullable=True),
+    # HMAC-SHA256 of the whole number under the tenant's fingerprint key (32 hex digits): the
+    # same account or card gives the same fingerprint for every customer of one tenant.
+    Column("fingerprint", String(32), nullable=True),
     Index(None, "tenant_id", "customer_id", "created_at"),
+    Index(None, "tenant_id", "fingerprint"),
 )

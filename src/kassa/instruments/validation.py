@@ -36,6 +36,8 @@ class Masked:
     display: str
     last4: str
     details: dict[str, Any] = field(default_factory=dict)
+    # The whole number in one canonical form, for the fingerprint only: never stored or logged.
+    identity: str = field(default="", repr=False)
 
 
 def _digits(value: object, name: str, errors: list[FieldError]) -> str:
@@ -71,7 +73,8 @@ def mask(fields: dict[str, Any], type_: str, now: datetime) -> Masked:
         bic = fields.get("bic")
         if isinstance(bic, str) and bic:
             details["bic"] = bic.upper()
-        return Masked(f"{compact[:4]} {DOT * 4} {compact[-4:]}", compact[-4:], details)
+        display = f"{compact[:4]} {DOT * 4} {compact[-4:]}"
+        return Masked(display, compact[-4:], details, f"IBAN:{compact}")
     if type_ == "UK_BANK_ACCOUNT":
         sort_code = _digits(fields.get("sort_code"), "sort_code", errors)
         account = _digits(fields.get("account_number"), "account_number", errors)
@@ -83,7 +86,8 @@ def mask(fields: dict[str, Any], type_: str, now: datetime) -> Masked:
             )
         _refuse(errors)
         code = f"{sort_code[:2]}-{sort_code[2:4]}-{sort_code[4:]}"
-        return Masked(f"{code} {DOT * 4}{account[-4:]}", account[-4:], {"sort_code": code})
+        display = f"{code} {DOT * 4}{account[-4:]}"
+        return Masked(display, account[-4:], {"sort_code": code}, f"UK:{sort_code}:{account}")
     if type_ == "US_BANK_ACCOUNT":
         routing = _digits(fields.get("routing_number"), "routing_number", errors)
         account = _digits(fields.get("account_number"), "account_number", errors)
@@ -102,13 +106,15 @@ def mask(fields: dict[str, Any], type_: str, now: datetime) -> Masked:
                 [{"field": "account_type", "code": "invalid", "message": "checking or savings"}]
             )
         details = {"routing_number": routing, "account_type": kind}
-        return Masked(f"{routing} {DOT * 4}{account[-4:]}", account[-4:], details)
+        display = f"{routing} {DOT * 4}{account[-4:]}"
+        return Masked(display, account[-4:], details, f"US:{routing}:{account}")
     if type_ == "CCI_BANK_ACCOUNT":
         cci = _digits(fields.get("cci"), "cci", errors)
         if cci and len(cci) != 20:
             errors.append({"field": "cci", "code": "invalid", "message": "must be 20 digits"})
         _refuse(errors)
-        return Masked(f"{cci[:3]} {DOT * 4}{cci[-4:]}", cci[-4:], {"bank_code": cci[:3]})
+        display = f"{cci[:3]} {DOT * 4}{cci[-4:]}"
+        return Masked(display, cci[-4:], {"bank_code": cci[:3]}, f"CCI:{cci}")
     if type_ == "CARD":
         number = _digits(fields.get("card_number"), "card_number", errors)
         if number and (not 12 <= len(number) <= 19 or not luhn.is_valid(number)):
@@ -125,7 +131,7 @@ def mask(fields: dict[str, Any], type_: str, now: datetime) -> Masked:
         _refuse(errors)
         brand = _brand(number)
         card = {"brand": brand, "expiry_month": month, "expiry_year": year}
-        return Masked(f"{brand} {DOT * 4} {number[-4:]}", number[-4:], card)
+        return Masked(f"{brand} {DOT * 4} {number[-4:]}", number[-4:], card, f"CARD:{number}")
     raise ValidationFailed(
         errors=[{"field": "type", "code": "invalid", "message": " | ".join(INSTRUMENT_TYPES)}]
     )

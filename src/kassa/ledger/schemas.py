@@ -21,7 +21,7 @@ class TransactionOut(BaseModel):
     currency: str
     balance_before: int | None = Field(
         description="balance of the wallet account the transaction moved (cash, or gift for a "
-        "gift deposit) before it"
+        "gift deposit or forfeit) before it"
     )
     balance_after: int | None
     status: Literal["completed"]

@@ -241,7 +241,7 @@ async def change_status(
     row = await _row(conn, tenant_id, payout_id, lock=True)
     allowed = next_status(row)
     expired = (row.status, row.status_reason, row.hold_id) == ("CANCELLED", "EXPIRED", None)
-    if target == "PENDING" and expired:
+    if target == "PENDING" and expired and row.expires_at <= now:
         # The worker cancelled the expired preview already: the same answer as before it did.
         raise PayoutExpired(f"the preview expired at {isoformat(row.expires_at)}")
     if target not in allowed:

@@ -48,7 +48,8 @@ class _ClientGone(Exception):
 
 
 class HotPath:
-    """ASGI wrapper: the two hot routes here, everything else to ``app``."""
+    """ASGI wrapper: the two hot routes here, everything else to ``app``; every HTTP request
+    is counted and timed for ``/metrics`` by its route template."""
 
     def __init__(self, app: FastAPI, state: AppState) -> None:
         self.app = app

@@ -26,6 +26,8 @@ import httpx
 from kassa.kit.errors import KassaError
 
 MAX_URL_LENGTH = 2048
+MAX_ADDRESSES_TRIED = 4  # of those a host resolves to, in the resolver's order
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: IPv4 inside IPv6
 
 
 class InvalidWebhookUrl(KassaError):
@@ -47,6 +49,8 @@ Resolver = Callable[[str, int], Awaitable[list[IpAddress]]]
 def is_public(address: IpAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64:  # a NAT64 gateway would reach this IPv4
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public(embedded)
     return address.is_global and not address.is_multicast
@@ -145,18 +149,30 @@ class CheckedNetwork(httpcore.AsyncNetworkBackend):
                 host, port, timeout, local_address, socket_options
             )
         try:
+            # One deadline for the lookup and every address tried, as httpcore's own network
+            # has: a name with many silent addresses cannot hold a worker for longer.
             async with asyncio.timeout(timeout):
-                addresses = await self.resolver(host, port)
+                return await self._connect_checked(
+                    host, port, timeout, local_address, socket_options
+                )
         except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} took over {timeout:g} s") from None
-        except WebhookUrlNotAllowed as error:
-            raise httpcore.ConnectError(error.detail) from None
+            raise httpcore.ConnectTimeout(f"connecting to {host} took over {timeout:g} s") from None
+
+    async def _connect_checked(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+    ) -> httpcore.AsyncNetworkStream:
         try:
+            addresses = await self.resolver(host, port)
             refuse_private(host, addresses)
         except WebhookUrlNotAllowed as error:
             raise httpcore.ConnectError(error.detail) from None
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses:
+        for address in addresses[:MAX_ADDRESSES_TRIED]:
             try:
                 return await self._network.connect_tcp(
                     str(address), port, timeout, local_address, socket_options

@@ -310,9 +310,14 @@ class Worker:
         except KassaError as error:
             return outcome(None, error.detail[:200])
         try:
-            async with self._client.stream(
-                "POST", item.url, content=item.body, headers=self.headers(item, started_at)
-            ) as response:
+            # One deadline for the whole attempt (a receiver that sends its answer a byte at a
+            # time included), well inside the claim's lease.
+            async with (
+                asyncio.timeout(self.timeout_seconds),
+                self._client.stream(
+                    "POST", item.url, content=item.body, headers=self.headers(item, started_at)
+                ) as response,
+            ):
                 head = b""
                 async for chunk in response.aiter_raw():
                     head += chunk
@@ -325,7 +330,7 @@ class Worker:
                     excerpt,
                     _retry_after(response.headers.get("retry-after"), started_at),
                 )
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             return outcome(None, f"timed out after {self.timeout_seconds:g} s")
         except httpx.HTTPError as error:
             return outcome(None, f"{type(error).__name__}: {error}"[:200])
@@ -389,12 +394,17 @@ class Worker:
             .values(**values)
         )
         if item.status_code == 410:  # the receiver says the endpoint is gone for good
-            await conn.execute(
+            disabled = await conn.execute(
                 update(webhook_endpoints)
-                .where(webhook_endpoints.c.id == claimed.endpoint_id)
+                # Not if the endpoint was pointed elsewhere meanwhile (PATCH): that URL may live.
+                .where(
+                    webhook_endpoints.c.id == claimed.endpoint_id,
+                    webhook_endpoints.c.url == claimed.url,
+                )
                 .values(enabled=False, disabled_reason="the receiver answered 410 Gone")
             )
-            await cancel_pending(conn, claimed.endpoint_id, now)
+            if disabled.rowcount:
+                await cancel_pending(conn, claimed.endpoint_id, now)
 
 
 def _retry_after(value: str | None, now: datetime) -> timedelta | None:
