@@ -9,6 +9,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -366,6 +367,45 @@ def verify(
         typer.echo(f"kassa verify: FAILED: {len(report.problems)} problem(s) in {summary}")
         raise typer.Exit(1)
     typer.echo(f"kassa verify: OK: {summary} all agree")
+
+
+@app.command()
+def purge(
+    older_than_days: Annotated[
+        int, typer.Option(min=1, help="remove events created more than this many days ago")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="only count what would go")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove old events with their webhook deliveries and attempts (never the journal); an
+    event with a delivery still pending stays. Run it from cron, e.g. daily."""
+    from kassa.events import retention
+
+    settings = _settings()
+    _prepare(settings)
+    before = SystemClock().now() - timedelta(days=older_than_days)
+
+    async def work(db: Database) -> retention.Purged:
+        return await retention.purge(db, before, dry_run=dry_run)
+
+    purged = _with_db(settings, work)
+    done = {
+        "before": isoformat(before),
+        "dry_run": dry_run,
+        "events": purged.events,
+        "deliveries": purged.deliveries,
+        "attempts": purged.attempts,
+        "kept_pending": purged.kept,
+    }
+    if as_json:
+        typer.echo(json.dumps(done))
+        return
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"kassa purge: {verb} {purged.events} events, {purged.deliveries} deliveries and "
+        f"{purged.attempts} attempts created before {done['before']}; kept {purged.kept} "
+        "with a delivery still pending"
+    )
 
 
 def main() -> None:
