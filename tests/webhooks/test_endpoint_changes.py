@@ -121,3 +121,20 @@ async def test_another_tenants_or_a_deleted_endpoint_is_not_found(hooks: Hooks) 
 
     assert (await hooks.api.delete(f"/v1/webhook-endpoints/{endpoint['id']}")).status_code == 200
     await change(hooks, endpoint["id"], {"enabled": True}, status=404)
+
+
+async def test_event_types_dropped_cancel_their_pending_deliveries(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    receiver.default = Reply(503)  # nothing succeeds: every delivery stays pending
+    endpoint = await hooks.endpoint(receiver.url)
+    wallet = await create_wallet(hooks.api)
+    await deposit(hooks.api, wallet["id"], 100)
+    assert await hooks.drain() == 2
+    created, credited = await event_ids(hooks.api)
+
+    await change(hooks, endpoint["id"], {"event_types": ["wallet.credited", "wallet.debited"]})
+    assert [d["status"] for d in await deliveries_of(hooks.api, created)] == ["canceled"]
+    assert [d["status"] for d in await deliveries_of(hooks.api, credited)] == ["pending"]
+    await change(hooks, endpoint["id"], {"event_types": ["*"]})  # widening cancels nothing
+    assert [d["status"] for d in await deliveries_of(hooks.api, credited)] == ["pending"]

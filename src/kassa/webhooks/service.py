@@ -111,7 +111,8 @@ async def change_endpoint(
 ) -> EndpointOut:
     """Change an endpoint's URL, event types, description or state. Enabling clears the reason
     Kassa disabled it for; disabling cancels its pending deliveries (events from now on make
-    none; ``redeliver`` sends again once it is enabled)."""
+    none; ``redeliver`` sends again once it is enabled); event types it no longer takes cancel
+    their pending deliveries too."""
     await _endpoint_row(conn, tenant_id, endpoint_id)
     values = change.model_dump(include=change.model_fields_set)
     if change.enabled is not None:
@@ -121,6 +122,16 @@ async def change_endpoint(
     )
     if change.enabled is False:
         await cancel_pending(conn, endpoint_id, now)
+    elif change.event_types is not None and ALL_EVENTS not in change.event_types:
+        unwanted = (
+            select(events.c.seq)
+            .where(
+                events.c.seq == webhook_deliveries.c.event_seq,
+                events.c.type.not_in(change.event_types),
+            )
+            .exists()
+        )
+        await cancel_pending(conn, endpoint_id, now, unwanted)
     return await get_endpoint(conn, tenant_id, endpoint_id)
 
 
@@ -138,12 +149,16 @@ async def delete_endpoint(
     return DeletedEndpoint(id=endpoint_id)
 
 
-async def cancel_pending(conn: AsyncConnection, endpoint_id: uuid.UUID, now: datetime) -> None:
+async def cancel_pending(
+    conn: AsyncConnection, endpoint_id: uuid.UUID, now: datetime, *only: Any
+) -> None:
+    """Cancel the endpoint's pending deliveries (``only`` those meeting further conditions)."""
     await conn.execute(
         update(webhook_deliveries)
         .where(
             webhook_deliveries.c.endpoint_id == endpoint_id,
             webhook_deliveries.c.status == DELIVERY_PENDING,
+            *only,
         )
         .values(status=DELIVERY_CANCELED, next_attempt_at=None, updated_at=now)
     )
