@@ -113,7 +113,8 @@ async def test_help_lists_every_command(tmp_path: Path) -> None:
         cli(url, "--help"), cli(url, "tenants", "--help"), cli(url, "keys", "--help")
     )
     assert main.returncode == 0, main.stderr
-    for command in ("serve", "worker", "migrate", "tenants", "keys", "verify", "purge"):
+    commands = ("serve", "worker", "migrate", "tenants", "keys", "verify", "purge", "reseal")
+    for command in commands:
         assert re.search(rf"\b{command}\b", main.stdout), command
     assert tenants.returncode == 0
     assert {"create", "list"} <= set(re.findall(r"\b(create|list)\b", tenants.stdout))

@@ -172,8 +172,35 @@ def worker(
 
 @app.command("secret-key")
 def secret_key() -> None:
-    """Print a new operator key for KASSA_SECRET_KEY (it encrypts webhook secrets at rest)."""
+    """Print a new operator key for KASSA_SECRET_KEY (it encrypts stored secrets at rest; put a
+    new key first, keep the old after it, run 'kassa reseal', then drop the old)."""
     typer.echo(new_operator_key())
+
+
+@app.command()
+def reseal(as_json: JsonFlag = False) -> None:
+    """Encrypt every stored secret again under the first key of KASSA_SECRET_KEY, so that older
+    keys can then be removed; exits 1 if a secret opens with none of the keys."""
+    from kassa import reseal as resealing
+
+    settings = _settings()
+    _prepare(settings)
+    box = _secret_box(settings)
+
+    async def work(db: Database) -> resealing.Resealed:
+        return await resealing.reseal(db, box)
+
+    done = _with_db(settings, work)
+    if as_json:
+        typer.echo(json.dumps({"resealed": done.resealed, "unopened": done.unopened}))
+    else:
+        for name, count in done.resealed.items():
+            typer.echo(f"kassa reseal: {name}: {count} resealed, {done.unopened[name]} unopened")
+    if not done.ok:
+        typer.echo(
+            "kassa reseal: some secrets open with none of the keys; they are unchanged", err=True
+        )
+        raise typer.Exit(1)
 
 
 def _check_migrated(settings: Settings) -> None:

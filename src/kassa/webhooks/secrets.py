@@ -58,6 +58,13 @@ class SecretBox:
         except InvalidToken as error:
             raise SecretKeyError("a stored secret does not open with KASSA_SECRET_KEY") from error
 
+    def rotate(self, sealed: bytes) -> bytes:
+        """``sealed`` encrypted again under the first key (it may have been sealed under any)."""
+        try:
+            return self._fernet.rotate(sealed)
+        except InvalidToken as error:
+            raise SecretKeyError("a stored secret does not open with KASSA_SECRET_KEY") from error
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
         if settings.secret_key:
