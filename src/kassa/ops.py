@@ -8,10 +8,10 @@ import ipaddress
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fastapi.security.utils import get_authorization_scheme_param
 
 from kassa import metrics as kassa_metrics
 from kassa.kit.errors import Forbidden, Unauthorized
+from kassa.kit.http import bearer_token
 from kassa.state import app_state
 
 router = APIRouter(tags=["ops"])
@@ -44,8 +44,8 @@ async def metrics(request: Request) -> Response:
         if not _on_this_machine(request):
             raise MetricsNotShared("set KASSA_METRICS_TOKEN to read /metrics from another machine")
     else:
-        scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+        given = bearer_token(request.headers.get("authorization")) or ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("/metrics needs the bearer token set in KASSA_METRICS_TOKEN")
     async with state.db.read() as conn:
         gauges = await kassa_metrics.backlog(conn, state.clock.now())

@@ -56,7 +56,11 @@ class RecordingNetwork(httpcore.AsyncMockBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         self.connected_to.append((host, port))
+        await self.before_answering()
         return await super().connect_tcp(host, port, timeout, local_address, socket_options)
+
+    async def before_answering(self) -> None:
+        """What a connection attempt meets before it is answered: here, nothing."""
 
 
 async def test_the_connection_goes_to_the_address_that_was_checked() -> None:
@@ -122,29 +126,12 @@ async def test_allow_listed_hosts_connect_as_named(hooks: Hooks, receiver: Recei
 class SilentNetwork(RecordingNetwork):
     """Every address drops the connection attempt silently (the attempt never ends)."""
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connected_to.append((host, port))
+    async def before_answering(self) -> None:
         await asyncio.Event().wait()
-        raise AssertionError("unreachable")
 
 
 class RefusingNetwork(RecordingNetwork):
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connected_to.append((host, port))
+    async def before_answering(self) -> None:
         raise httpcore.ConnectError("connection refused")
 
 

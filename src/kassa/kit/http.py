@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
 
 from kassa.kit.errors import (
@@ -27,6 +28,14 @@ MAX_BODY_BYTES = 64 * 1024
 JSON_MEDIA_TYPE = "application/json"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, as FastAPI's ``HTTPBearer`` reads it."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 def _refuse_constant(name: str) -> Any:

@@ -243,7 +243,7 @@ async def change_status(
     expired = (row.status, row.status_reason, row.hold_id) == ("CANCELLED", "EXPIRED", None)
     if target == "PENDING" and expired and row.expires_at <= now:
         # The worker cancelled the expired preview already: the same answer as before it did.
-        raise PayoutExpired(f"the preview expired at {isoformat(row.expires_at)}")
+        raise _expired(row)
     if target not in allowed:
         raise InvalidStatusTransition(
             f"a {row.status} payout can move to {', '.join(allowed) or 'nothing'}, not {target}"
@@ -290,10 +290,14 @@ async def _capture(conn: AsyncConnection, row: Any, now: datetime) -> uuid.UUID:
     return posted.transaction_id
 
 
+def _expired(row: Any) -> PayoutExpired:
+    return PayoutExpired(f"the preview expired at {isoformat(row.expires_at)}")
+
+
 async def _hold(conn: AsyncConnection, row: Any, now: datetime) -> dict[str, Any]:
     """Every check a PENDING payout passes, then its hold of amount + fee."""
     if row.expires_at <= now:
-        raise PayoutExpired(f"the preview expired at {isoformat(row.expires_at)}")
+        raise _expired(row)
     wallet = await wallets.lock_for_change(conn, row.tenant_id, row.wallet_id, now)
     if wallet.status == "closed":
         raise WalletClosed(f"wallet {wallet.id} is closed")

@@ -18,12 +18,11 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from fastapi.security.utils import get_authorization_scheme_param
 
 from kassa import metrics
 from kassa.auth.deps import authorize
 from kassa.kit.errors import KassaError, PayloadTooLarge
-from kassa.kit.http import MAX_BODY_BYTES
+from kassa.kit.http import MAX_BODY_BYTES, bearer_token
 from kassa.kit.problem import PROBLEM_MEDIA_TYPE, internal_error_body, problem_json
 from kassa.state import AppState
 from kassa.wallets import service
@@ -94,7 +93,7 @@ class HotPath:
         headers: list[tuple[bytes, bytes]] = []
         try:
             authorization, declared, key = _headers(scope)
-            token = _bearer_token(authorization)
+            token = bearer_token(authorization)
             principal = await authorize(self.state.authenticator, token, scope_needed)
             raw = await _read_body(receive, declared)
             answer = await post_money(
@@ -131,14 +130,6 @@ def _headers(scope: Scope) -> tuple[str | None, int | None, str | None]:
         elif name == b"idempotency-key":
             key = value.decode("latin-1")
     return authorization, declared, key
-
-
-def _bearer_token(authorization: str | None) -> str | None:
-    """As FastAPI's ``HTTPBearer`` reads the header (the other routes use it)."""
-    scheme, credentials = get_authorization_scheme_param(authorization)
-    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
-        return None
-    return credentials
 
 
 async def _read_body(receive: Receive, declared: int | None) -> bytes:
