@@ -22,6 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from kassa.kit import dberrors
+
 DEFAULT_DATABASE_URL = "sqlite:///./kassa.db"
 
 metadata = MetaData(
@@ -147,18 +149,31 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """The unit of work for a change: commits when the block ends, rolls back on error."""
-        async with self.engine.connect() as conn:
-            if self.backend is Backend.SQLITE:
-                conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            async with conn.begin():
-                yield conn
+        """The unit of work for a change: commits when the block ends, rolls back on error.
+        Database errors that mean something to a client leave as that ``KassaError``."""
+        try:
+            async with self.engine.connect() as conn:
+                if self.backend is Backend.SQLITE:
+                    conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                async with conn.begin():
+                    yield conn
+        except Exception as error:
+            translated = dberrors.translate(error)
+            if translated is None:
+                raise
+            raise translated from error
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only unit of work (one snapshot); never commits anything."""
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except Exception as error:
+            translated = dberrors.translate(error)
+            if translated is None:
+                raise
+            raise translated from error
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -81,3 +81,13 @@ class MethodNotAllowed(KassaError):
     code = "method_not_allowed"
     status = 405
     title = "Method not allowed"
+
+
+class ServiceUnavailable(KassaError):
+    """The database (or another part Kassa needs) cannot be reached: nothing was done, and the
+    same request may be sent again after ``retry_after`` seconds."""
+
+    code = "service_unavailable"
+    status = 503
+    title = "Kassa cannot reach its database; try again shortly"
+    retry_after: ClassVar[int] = 1
