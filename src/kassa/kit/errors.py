@@ -91,3 +91,12 @@ class ServiceUnavailable(KassaError):
     status = 503
     title = "Kassa cannot reach its database; try again shortly"
     retry_after: ClassVar[int] = 1
+
+
+class InternalError(KassaError):
+    """A bug: what a client is told when Kassa fails in a way it did not foresee (it is logged
+    with its traceback; the client learns nothing else)."""
+
+    code = "internal_error"
+    status = 500
+    title = "Internal error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,6 +22,25 @@ from kassa.kit.errors import (
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("kassa.http")
+
+# An error rendered as (status, media type, body, extra headers).
+Rendered = tuple[int, str, bytes, list[tuple[str, str]]]
+ErrorRenderer = Callable[[KassaError], Rendered]
+_RENDERERS: dict[str, ErrorRenderer] = {}
+
+
+def register_error_renderer(path_prefix: str, render: ErrorRenderer) -> None:
+    """A dialect's own error shape for every request under ``path_prefix``: used for errors
+    that reach the app's handlers (a bug as ``InternalError``, an outage as
+    ``ServiceUnavailable``) so that a dialect's client never sees the native problem shape."""
+    _RENDERERS[path_prefix] = render
+
+
+def renderer_for(path: str) -> ErrorRenderer | None:
+    for prefix, render in _RENDERERS.items():
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return render
+    return None
 
 
 def problem_body(
