@@ -113,7 +113,17 @@ async def test_help_lists_every_command(tmp_path: Path) -> None:
         cli(url, "--help"), cli(url, "tenants", "--help"), cli(url, "keys", "--help")
     )
     assert main.returncode == 0, main.stderr
-    commands = ("serve", "worker", "migrate", "tenants", "keys", "verify", "purge", "reseal")
+    commands = (
+        "serve",
+        "worker",
+        "migrate",
+        "tenants",
+        "keys",
+        "verify",
+        "purge",
+        "reseal",
+        "stuck",
+    )
     for command in commands:
         assert re.search(rf"\b{command}\b", main.stdout), command
     assert tenants.returncode == 0
@@ -304,3 +314,21 @@ async def test_migrate_twice_and_verify_an_empty_database(fresh_database_url: st
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "OK: 0 accounts, 0 transactions, 0 entries" in verified.stdout
     assert_refused(bad_tenant, "acme")
+
+
+# -- stuck -------------------------------------------------------------------------------------
+
+
+async def test_stuck_lists_nothing_on_a_database_where_nothing_fails(
+    fresh_database_url: str,
+) -> None:
+    listed, text, bad_limit = await asyncio.gather(
+        cli_json(fresh_database_url, "stuck"),
+        cli(fresh_database_url, "stuck"),
+        cli(fresh_database_url, "stuck", "--limit", "0"),
+    )
+    assert listed == {"payouts": [], "webhook_deliveries": []}
+    assert text.returncode == 0, text.stderr
+    assert text.stdout == "kassa stuck: 0 payout(s), 0 webhook delivery(ies)\n"
+    assert bad_limit.returncode != 0
+    assert "Traceback" not in bad_limit.stderr + bad_limit.stdout

@@ -17,8 +17,10 @@ from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
 from kassa.idempotency import service as idempotency
 from kassa.instruments.endpoints import router as instruments_router
+from kassa.kit import dberrors
 from kassa.kit.clock import Clock, SystemClock
 from kassa.kit.db import Database
+from kassa.kit.errors import ServiceUnavailable
 from kassa.kit.logging import configure_logging
 from kassa.kit.problem import install_problem_handlers
 from kassa.ops import router as ops_router
@@ -50,8 +52,8 @@ async def _sweep_idempotency_keys(state: AppState) -> None:
             swept = await idempotency.sweep(state.db, state.clock.now())
             if swept:
                 log.info("idempotency_keys_swept", count=swept)
-        except (SQLAlchemyError, OSError) as error:
-            log.warning("idempotency_sweep_failed", error=str(error))
+        except (ServiceUnavailable, SQLAlchemyError, OSError) as error:
+            log.warning("idempotency_sweep_failed", error=dberrors.describe(error))
         await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
 

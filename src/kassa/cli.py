@@ -1,4 +1,5 @@
-"""The ``kassa`` command: serve, worker, migrate, tenants, keys, verify, secret-key."""
+"""The ``kassa`` command: serve, worker, migrate, tenants, keys, verify, purge, stuck,
+secret-key, reseal."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -433,6 +434,73 @@ def purge(
         f"{purged.attempts} attempts created before {done['before']}; kept {purged.kept} "
         "with a delivery still pending"
     )
+
+
+@app.command()
+def stuck(
+    limit: Annotated[int, typer.Option(min=1, help="list at most this many of each")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the payouts and webhook deliveries the background workers keep failing at (each
+    backs off on its own; these need an operator): id, tenant, failures in a row, the last
+    error's kind and the next try."""
+    from kassa import workers
+
+    settings = _settings()
+    _prepare(settings)
+
+    async def work(db: Database) -> workers.Stuck:
+        return await workers.stuck(db, limit)
+
+    found = _with_db(settings, work)
+    payouts = [
+        {
+            "id": str(payout.id),
+            "tenant_id": str(payout.tenant_id),
+            "status": payout.status,
+            "connector": payout.connector,
+            "failures": payout.failures,
+            "last_error": payout.last_error,
+            "failing_since": _when(payout.failing_since),
+            "next_attempt_at": _when(payout.next_attempt_at),
+        }
+        for payout in found.payouts
+    ]
+    deliveries = [
+        {
+            "delivery": delivery.seq,
+            "tenant_id": str(delivery.tenant_id),
+            "event_id": None if delivery.event_id is None else str(delivery.event_id),
+            "endpoint_id": str(delivery.endpoint_id),
+            "attempts": delivery.attempts,
+            "failures": delivery.failures,
+            "last_error": delivery.last_error,
+            "next_attempt_at": _when(delivery.next_attempt_at),
+        }
+        for delivery in found.deliveries
+    ]
+    if as_json:
+        typer.echo(json.dumps({"payouts": payouts, "webhook_deliveries": deliveries}))
+        return
+    typer.echo(f"kassa stuck: {len(payouts)} payout(s), {len(deliveries)} webhook delivery(ies)")
+    for payout in payouts:
+        typer.echo(
+            f"payout {payout['id']}  tenant {payout['tenant_id']}  {payout['status']}"
+            f"  {payout['connector']}  {payout['failures']} failures since"
+            f" {payout['failing_since']}  next try {payout['next_attempt_at']}"
+            f"  {payout['last_error']}"
+        )
+    for delivery in deliveries:
+        typer.echo(
+            f"delivery {delivery['delivery']}  event {delivery['event_id']}"
+            f"  endpoint {delivery['endpoint_id']}  tenant {delivery['tenant_id']}"
+            f"  {delivery['failures']} failures  next try {delivery['next_attempt_at']}"
+            f"  {delivery['last_error']}"
+        )
+
+
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else isoformat(moment)
 
 
 def main() -> None:

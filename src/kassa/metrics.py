@@ -8,8 +8,9 @@ makes a fresh directory unless one is given) and any worker's ``/metrics`` adds 
 
 The work waiting in the database comes from the database at each scrape, so every API process
 shows it wherever the background workers run: webhook deliveries pending and how late the most
-overdue one is, and payouts in each status that is not final. Labels never carry a tenant, a
-wallet or any other id.
+overdue one is, payouts in each status that is not final, and the payouts and deliveries the
+workers keep failing at (backing off, and stuck: see ``kassa.payouts.failures`` and
+``kassa.webhooks.worker``). Labels never carry a tenant, a wallet or any other id.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.payouts import failures as payout_failures
 from kassa.payouts.tables import payouts
+from kassa.webhooks import worker as webhook_worker
 from kassa.webhooks.tables import DELIVERY_PENDING, webhook_deliveries
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -98,7 +101,39 @@ async def backlog(conn: AsyncConnection, now: datetime) -> list[Metric]:
     )
     for status in OPEN_PAYOUT_STATUSES:
         open_payouts.add_metric([status], counts.get(status, 0))
-    return [deliveries, lag, open_payouts]
+    return [deliveries, lag, open_payouts, *await _failing(conn)]
+
+
+async def _failing(conn: AsyncConnection) -> list[Metric]:
+    """The items the background workers keep failing at: any one of them needs a look once it
+    is stuck (the same list: ``kassa stuck``)."""
+    payouts_failing, payouts_stuck = await payout_failures.counts(conn)
+    deliveries_failing, deliveries_stuck = await webhook_worker.failing_counts(conn)
+    return [
+        GaugeMetricFamily(
+            "kassa_payouts_failing",
+            "Open payouts whose last try by the payout worker failed (it backs off from them).",
+            value=payouts_failing,
+        ),
+        GaugeMetricFamily(
+            "kassa_payouts_stuck",
+            f"Open payouts the payout worker failed at {payout_failures.STUCK_AFTER} or more "
+            "times in a row: each needs an operator (kassa stuck).",
+            value=payouts_stuck,
+        ),
+        GaugeMetricFamily(
+            "kassa_webhook_deliveries_failing",
+            "Pending webhook deliveries whose last attempt failed inside Kassa, not at the "
+            "receiver.",
+            value=deliveries_failing,
+        ),
+        GaugeMetricFamily(
+            "kassa_webhook_deliveries_stuck",
+            f"Pending webhook deliveries whose last {webhook_worker.STUCK_AFTER} or more "
+            "attempts failed inside Kassa: each needs an operator (kassa stuck).",
+            value=deliveries_stuck,
+        ),
+    ]
 
 
 class _Fixed(Collector):

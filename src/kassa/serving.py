@@ -16,6 +16,11 @@ full garbage collection walks every object it tracks, and a started worker holds
 full collection stopped a worker for 75-130 ms, every few seconds, and set the p99 latency.
 Frozen objects are left out of every collection, so a full collection walks only what requests
 made since.
+
+This module imports the app only when a worker builds it (``create_served_app``). A new worker
+unpickles its socket (``_bound_socket``, from here) before it starts answering the supervisor's
+health checks, and uvicorn kills a worker that does not answer within 5 s: on a busy machine,
+importing the app first took 9-21 s, and every worker was killed and started again, forever.
 """
 
 from __future__ import annotations
@@ -32,9 +37,6 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from kassa import metrics
-from kassa.app import create_app
-
 APP = "kassa.serving:create_served_app"
 
 Message = MutableMapping[str, Any]
@@ -46,6 +48,8 @@ ASGIApp = Callable[
 
 def create_served_app() -> ASGIApp:
     """The app as ``kassa serve`` runs it in each worker process (see the module's text)."""
+    from kassa.app import create_app
+
     return FreezeAfterStartup(create_app())
 
 
@@ -111,6 +115,8 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
     if workers == 1:
         uvicorn.run(APP, **options)
         return
+    from kassa import metrics
+
     # The workers add up their metrics through files (kassa.metrics); they read this at start.
     given = os.environ.get(metrics.MULTIPROCESS_DIR_ENV)
     metrics_dir = given or tempfile.mkdtemp(prefix="kassa-metrics-")

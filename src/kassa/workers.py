@@ -2,19 +2,23 @@
 
 ``kassa worker`` runs it; so does each ``kassa serve`` process when ``KASSA_WORKER`` says so
 (by default on the SQLite default only). Any number may run at once: they share the work through
-the database and never do one thing twice.
+the database and never do one thing twice. An item the work keeps failing at backs off on its
+own and, once stuck, is listed by ``kassa stuck`` (``stuck`` here).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 
 from kassa.config import Settings
 from kassa.kit.clock import Clock
 from kassa.kit.db import Backend, Database
+from kassa.payouts import failures as payout_failures
 from kassa.payouts.connectors import Connector, Manual, Sandbox
 from kassa.payouts.worker import PayoutWorker
+from kassa.webhooks import worker as webhook_worker
 from kassa.webhooks.secrets import SecretBox
 from kassa.webhooks.worker import Worker
 
@@ -56,3 +60,20 @@ async def run(
         batch_size=batch_size,
     ) as webhooks:
         await asyncio.gather(webhooks.run(stop, idle_seconds), payouts.run(stop, idle_seconds))
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """What the background work keeps failing at, for an operator."""
+
+    payouts: list[payout_failures.StuckPayout]
+    deliveries: list[webhook_worker.StuckDelivery]
+
+
+async def stuck(db: Database, limit: int) -> Stuck:
+    """The stuck payouts and webhook deliveries (up to ``limit`` of each), oldest first."""
+    async with db.read() as conn:
+        return Stuck(
+            payouts=await payout_failures.stuck(conn, limit),
+            deliveries=await webhook_worker.stuck_deliveries(conn, limit),
+        )

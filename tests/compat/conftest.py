@@ -1,10 +1,10 @@
-"""Dialect tests: the real server, a SAR tenant in Riyadh time, and the seed documents."""
+"""Dialect tests: the real server, a SAR tenant in Riyadh time, and the facts each dialect's
+seed document states, kept in data/ (test_seed_data.py checks them against the documents)."""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +14,15 @@ import pytest
 from kassa.kit.db import Database
 from tests.helpers import KassaServer, TenantKey, create_wallet, deposit, make_tenant
 
-SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
-SALLA_SEED = SEEDS / "000_269790150fef2cfc.txt"
-WALLETAPI_SEED = SEEDS / "001_455e0e19bb2b0e12.txt"
-AUTIONAL_SEED = SEEDS / "002_cc023ebe61e88433.txt"
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def json_objects(text: str) -> list[Any]:
-    """Every JSON object that starts a line of a document, in order."""
-    decoder = json.JSONDecoder()
-    found = []
-    for match in re.finditer(r"^\{", text, re.MULTILINE):
-        try:
-            found.append(decoder.raw_decode(text, match.start())[0])
-        except json.JSONDecodeError:
-            continue
-    return found
+def seed_facts(dialect: str, parse_float: Callable[[str], Any] = float) -> dict[str, Any]:
+    """What a dialect's seed document says: its data/<dialect>.json (see data/README.md)."""
+    facts: dict[str, Any] = json.loads(
+        (DATA / f"{dialect}.json").read_text(), parse_float=parse_float
+    )
+    return facts
 
 
 def json_type(value: Any) -> str:

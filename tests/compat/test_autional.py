@@ -1,5 +1,5 @@
 """The Autional dialect against its document: every field of dto.TransactionResponse and
-dto.WalletResponse with the document's types (the tables are read from the seed file)."""
+dto.WalletResponse with the document's types (the tables are in data/autional.json)."""
 
 from __future__ import annotations
 
@@ -12,37 +12,28 @@ import httpx
 import pytest
 
 from kassa.kit.db import Database
-from tests.compat.conftest import AUTIONAL_SEED, funded_wallet, json_type
+from tests.compat.conftest import funded_wallet, json_type, seed_facts
 from tests.helpers import TenantKey, get_wallet, make_tenant
 
+FACTS = seed_facts("autional")
 TYPES = {"string": "string", "integer": "number", "object": "object"}
 
 
-def schemas() -> dict[str, dict[str, str]]:
-    """Each referenced schema's fields and JSON types, from the document's tables."""
-    found: dict[str, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    for line in AUTIONAL_SEED.read_text().splitlines():
-        name = line.strip()
-        if name.startswith(("dto.", "gitee_com_")) and " " not in name:
-            current = found.setdefault(name, {})
-            continue
-        words = line.split()
-        if current is None or len(words) < 3:
-            continue
-        if words[1] in TYPES:
-            current[words[0]] = TYPES[words[1]]
-        elif words[1].startswith("dto."):  # a field holding another schema
-            current[words[0]] = "object"
-    return found
+def json_types(fields: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """A schema's fields and their JSON types; a field holding another schema is an object."""
+    return {
+        name: "object" if field["type"] in FACTS["schemas"] else TYPES[field["type"]]
+        for name, field in fields.items()
+    }
 
 
-SCHEMAS = schemas()
+SCHEMAS = {name: json_types(fields) for name, fields in FACTS["schemas"].items()}
 TRANSACTION = SCHEMAS["dto.TransactionResponse"]
 WALLET = SCHEMAS["dto.WalletResponse"]
-ENVELOPE = SCHEMAS["dto.WithdrawDetailResponse"]
-SIMPLE = SCHEMAS["gitee_com_linmes_authms_base_dto.SimpleResponse"]
-EXAMPLE = {"amount": "50.00", "description": "Balance withdrawal", "reference_id": "withdraw_123"}
+ENVELOPE = SCHEMAS[FACTS["responses"]["200"]]
+SIMPLE_NAME = "gitee_com_linmes_authms_base_dto.SimpleResponse"
+SIMPLE = SCHEMAS[SIMPLE_NAME]
+EXAMPLE = FACTS["request"]["example"]
 
 
 def conforms(body: dict[str, Any], schema: dict[str, str]) -> None:
@@ -52,10 +43,16 @@ def conforms(body: dict[str, Any], schema: dict[str, str]) -> None:
 
 
 def test_the_seed_tables_are_read() -> None:
+    assert (FACTS["method"], FACTS["path"]) == ("POST", "/wallets/{user_id}/withdraw")
     assert len(TRANSACTION) == 12
     assert len(WALLET) == 10
     assert set(ENVELOPE) == {"code", "data", "message", "timestamp"}
     assert set(SIMPLE) == {"code", "message", "timestamp"}
+    assert set(SCHEMAS["dto.WithdrawResult"]) == {"transaction", "wallet"}
+    request = FACTS["schemas"][FACTS["request"]["schema"]]
+    assert set(EXAMPLE) == set(request) == {"amount", "description", "reference_id"}
+    assert [name for name, field in request.items() if field["required"]] == ["amount"]
+    assert EXAMPLE["amount"] == "50.00"
 
 
 async def withdraw(
@@ -125,6 +122,7 @@ async def test_refusals_are_simple_responses(
 ) -> None:
     user = f"usr_{uuid.uuid4().hex[:6]}"
     wallet = await funded_wallet(native, user, 100_000)
+    assert FACTS["responses"][str(status)] == SIMPLE_NAME  # the document lists each refusal
     response = await withdraw(plain, sar.key, user, body)
     assert response.status_code == status, response.text
     answer = response.json()

@@ -1,20 +1,23 @@
 """The WalletAPI dialect against its document: every member of the example's envelope and
-wallet, with the example's JSON types (the example is parsed from the seed file)."""
+wallet, with the example's JSON types (the examples are in data/walletapi.json)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from kassa.kit.db import Database
-from tests.compat.conftest import WALLETAPI_SEED, funded_wallet, json_objects, json_type
+from tests.compat.conftest import funded_wallet, json_type, seed_facts
 from tests.helpers import TenantKey, get_wallet, make_tenant
 
-WITHDRAW = "/compat/walletapi/api/v1/wallet/withdraw"
-REQUEST_EXAMPLE, RESPONSE_EXAMPLE = json_objects(WALLETAPI_SEED.read_text())
+FACTS = seed_facts("walletapi")
+WITHDRAW = f"/compat/walletapi{FACTS['path']}"
+REQUEST_EXAMPLE = FACTS["request"]["example"]
+RESPONSE_EXAMPLE = FACTS["response"]["example"]
 
 
 def headers(tenant: TenantKey, **extra: str) -> dict[str, str]:
@@ -31,9 +34,17 @@ def same_types(example: dict[str, Any], body: dict[str, Any]) -> None:
 
 
 def test_the_seed_examples_are_read() -> None:
+    assert (FACTS["method"], WITHDRAW) == ("POST", "/compat/walletapi/api/v1/wallet/withdraw")
+    assert FACTS["headers"]["required"] == ["apikeypublic", "apiclientpublic"]
+    assert set(REQUEST_EXAMPLE) == set(FACTS["request"]["fields"])
     assert set(REQUEST_EXAMPLE) == {"Id", "Amount", "Description", "ExternalReference"}
+    assert set(RESPONSE_EXAMPLE) == set(FACTS["response"]["fields"])
     assert set(RESPONSE_EXAMPLE) == {"Value", "Errors", "IsSuccess", "IsFailure"}
+    assert set(RESPONSE_EXAMPLE["Value"]) == set(FACTS["response_value"]["fields"])
     assert len(RESPONSE_EXAMPLE["Value"]) == 17
+    # The example writes its amounts with two decimals, as the answers must.
+    written = seed_facts("walletapi", parse_float=Decimal)["response"]["example"]["Value"]
+    assert str(written["Balance"]) == str(written["AvailableBalance"]) == "1.00"
 
 
 async def test_the_documents_example_withdraws(

@@ -13,16 +13,29 @@ from kassa.config import Settings
 
 
 def routers(settings: Settings) -> list[APIRouter]:
-    """The routers of the dialects ``KASSA_DIALECTS`` switches on."""
-    from kassa.compat.autional.endpoints import router as autional
-    from kassa.compat.salla.endpoints import router as salla
-    from kassa.compat.walletapi.endpoints import router as walletapi
+    """The routers of the dialects ``KASSA_DIALECTS`` switches on; each one's error shape is
+    registered for its base path, so that even an error no endpoint catches (a bug, an
+    outage) reaches its clients in that shape."""
+    from kassa.compat.autional import endpoints as autional
+    from kassa.compat.common import register_renderer
+    from kassa.compat.salla import endpoints as salla
+    from kassa.compat.walletapi import endpoints as walletapi
+    from kassa.kit.clock import SystemClock
 
-    available = {"salla": salla, "walletapi": walletapi, "autional": autional}
+    available = {
+        "salla": (salla.router, salla.BASE, salla.render_error),
+        "walletapi": (walletapi.router, walletapi.BASE, walletapi.render_error),
+        "autional": (autional.router, autional.BASE, autional.error_renderer(SystemClock())),
+    }
     unknown = settings.dialects - set(available)
     if unknown:
         raise ValueError(
             f"KASSA_DIALECTS names unknown dialects: {', '.join(sorted(unknown))};"
             f" known: {', '.join(sorted(available))}"
         )
-    return [router for name, router in available.items() if name in settings.dialects]
+    served = []
+    for name, (router, base, render_error) in available.items():
+        if name in settings.dialects:
+            register_renderer(base, render_error)
+            served.append(router)
+    return served

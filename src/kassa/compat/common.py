@@ -1,5 +1,5 @@
-"""What the dialects share: exact JSON numbers, finding the wallet, and the withdrawal's unit of
-work under an Idempotency-Key, answered in the dialect's own shapes."""
+"""What the dialects share: exact JSON numbers in and out, finding the wallet, the withdrawal's
+unit of work under an Idempotency-Key, and every error answered in the dialect's own shape."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth import service as auth
 from kassa.auth.service import Principal, Tenant
 from kassa.idempotency import service as idempotency
-from kassa.kit.errors import KassaError
+from kassa.kit.errors import KassaError, ServiceUnavailable
 from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.money import minor_to_major
+from kassa.kit.problem import Rendered, register_error_renderer
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import AppState
 from kassa.wallets import service as wallets
@@ -46,8 +47,28 @@ def dumps(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document)
 
 
-def json_answer(status: int, document: dict[str, Any]) -> idempotency.Answer:
-    return idempotency.Answer(status, JSON_MEDIA_TYPE, dumps(document))
+def json_answer(
+    status: int, document: dict[str, Any], headers: list[tuple[str, str]] | None = None
+) -> idempotency.Answer:
+    return idempotency.Answer(status, JSON_MEDIA_TYPE, dumps(document), headers or [])
+
+
+def retry_after(error: KassaError) -> list[tuple[str, str]]:
+    """The ``Retry-After`` header an outage's answer carries, in every dialect as in ``/v1``."""
+    if isinstance(error, ServiceUnavailable):
+        return [("Retry-After", str(error.retry_after))]
+    return []
+
+
+def register_renderer(base: str, render_error: Callable[[KassaError], idempotency.Answer]) -> None:
+    """Render the errors that reach the app's handlers under ``base`` (a bug, an outage) in the
+    dialect's shape too, as its endpoints render the ones they catch."""
+
+    def render(error: KassaError) -> Rendered:
+        answer = render_error(error)
+        return answer.status, answer.media_type, answer.body, list(answer.headers)
+
+    register_error_renderer(base, render)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -2,6 +2,8 @@
 
 from sqlalchemy import Boolean, Column, Index, Integer, LargeBinary, String, Table, Uuid, false
 
+from kassa.idempotency.errors import IdempotencyKeyInUse
+from kassa.kit import dberrors
 from kassa.kit.db import UtcDateTime, metadata
 
 idempotency_keys = Table(
@@ -19,4 +21,10 @@ idempotency_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Index(None, "expires_at"),
+)
+
+# Two requests with one new key that both found no stored answer: the second is still in flight.
+dberrors.register_unique(
+    "pk_idempotency_keys",
+    lambda: IdempotencyKeyInUse("a request with this Idempotency-Key is in flight; retry it"),
 )

@@ -9,6 +9,7 @@ withdrawals) as one prepared statement sent through asyncpg itself.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -116,21 +117,25 @@ class Database:
         self.backend = self.url.backend
         self.pool_size = pool_size
         self.pg_pool: asyncpg.Pool | None = None
+        # hide_parameters: an error's text never quotes the values a statement was given
+        # (references, descriptions, metadata), so no log line can carry them.
+        self.engine: AsyncEngine = create_async_engine(
+            self.url.sqlalchemy_url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            hide_parameters=True,
+        )
         if self.backend is Backend.SQLITE:
-            self.engine: AsyncEngine = create_async_engine(
-                self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size
-            )
             _configure_sqlite(self.engine)
-        else:
-            self.engine = create_async_engine(
-                self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size
-            )
 
     async def open(self) -> None:
         if self.backend is Backend.POSTGRESQL and self.pg_pool is None:
+            # No floor of idle connections (min_size=0): asyncpg would keep one by reconnecting
+            # in the background, all through an outage, logging a traceback at each attempt.
+            # Connections are made when requests need them, and kept while they are used.
             self.pg_pool = await asyncpg.create_pool(
                 self.url.asyncpg_dsn,
-                min_size=1,
+                min_size=0,
                 max_size=self.pool_size,
                 reset=_no_reset,
             )
@@ -150,7 +155,9 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """The unit of work for a change: commits when the block ends, rolls back on error.
-        Database errors that mean something to a client leave as that ``KassaError``."""
+        Database errors that mean something to a client leave as that ``KassaError`` (a lost
+        connection as ``ServiceUnavailable``)."""
+        began = time.monotonic()
         try:
             async with self.engine.connect() as conn:
                 if self.backend is Backend.SQLITE:
@@ -162,10 +169,12 @@ class Database:
             if translated is None:
                 raise
             raise translated from error
+        dberrors.database_answered(began)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only unit of work (one snapshot); never commits anything."""
+        began = time.monotonic()
         try:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -174,10 +183,14 @@ class Database:
             if translated is None:
                 raise
             raise translated from error
+        dberrors.database_answered(began)
 
     async def ping(self) -> None:
+        """Raises whatever keeps the database from answering (for ``/readyz``)."""
+        began = time.monotonic()
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+        dberrors.database_answered(began)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

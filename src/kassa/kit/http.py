@@ -8,7 +8,6 @@ they are read whole. Pydantic then validates the parsed object in Python mode.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -23,6 +22,7 @@ from kassa.kit.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from kassa.kit.money import DecimalLiteral
 
 MAX_BODY_BYTES = 64 * 1024
 JSON_MEDIA_TYPE = "application/json"
@@ -52,10 +52,13 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(body: bytes) -> Any:
+    """A JSON body: no float (a number with a fraction or an exponent is a ``DecimalLiteral``,
+    so the amount grammar judges the text the client wrote: ``1E-2`` is refused, though it is
+    0.01), no NaN or Infinity, no key twice in one object."""
     try:
         return json.loads(
             body,
-            parse_float=Decimal,
+            parse_float=DecimalLiteral,
             parse_constant=_refuse_constant,
             object_pairs_hook=_no_duplicate_keys,
         )

@@ -13,6 +13,16 @@ class DuplicateReference(KassaError):
     title = "A transaction with this reference already exists"
 
 
+def duplicate_reference(reference: str | None = None) -> DuplicateReference:
+    """The one refusal of a reference used before, whichever path or constraint found it."""
+    named = "the reference" if reference is None else f"reference {reference!r}"
+    return DuplicateReference(
+        f"{named} was already used by a transaction or payout of this tenant;"
+        " nothing was done twice",
+        reference=reference,
+    )
+
+
 class CurrencyMismatch(KassaError):
     code = "currency_mismatch"
     status = 422

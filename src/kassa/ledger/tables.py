@@ -19,7 +19,9 @@ from sqlalchemy import (
     text,
 )
 
+from kassa.kit import dberrors
 from kassa.kit.db import JsonObject, SeqKey, UtcDateTime, metadata
+from kassa.ledger.errors import duplicate_reference
 
 WALLET_ACCOUNT_KINDS = ("cash", "gift")
 SYSTEM_ACCOUNT_KINDS = ("funding", "payouts_clearing", "fees")
@@ -128,3 +130,7 @@ holds = Table(
         postgresql_where=text("status = 'open'"),
     ),
 )
+
+# A reference is unique per tenant across transactions and payouts (kassa.references.service);
+# a claim that lost a race meets this index.
+dberrors.register_unique("uq_journal_transactions_tenant_id_reference", duplicate_reference)

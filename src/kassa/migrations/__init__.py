@@ -37,3 +37,8 @@ async def current_revision(db: Database) -> str | None:
 
 def head_revision(database_url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+
+
+def sql_source(name: str) -> str:
+    """The text of a SQL function's one source file, ``sql/<name>.sql``."""
+    return (HERE / "sql" / f"{name}.sql").read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.events import service as events
@@ -24,7 +24,7 @@ from kassa.kit.errors import Forbidden, NotFound
 from kassa.kit.money import MAX_MINOR_UNITS
 from kassa.kit.pagination import Page, split_page
 from kassa.ledger import service as ledger
-from kassa.ledger.errors import CurrencyMismatch, DuplicateReference, InsufficientFunds
+from kassa.ledger.errors import CurrencyMismatch, InsufficientFunds
 from kassa.payouts.connectors import Outcome, PayoutRef, Submitted
 from kassa.payouts.errors import (
     InstrumentNotVerified,
@@ -41,6 +41,7 @@ from kassa.payouts.schemas import (
     PayoutStatus,
 )
 from kassa.payouts.tables import payment_options, payouts
+from kassa.references import service as references
 from kassa.wallets import service as wallets
 from kassa.wallets.errors import WalletClosed, WalletFrozen
 
@@ -138,8 +139,7 @@ async def create(
     fee = option.fee.fee(body.amount)
     if body.amount + fee > MAX_MINOR_UNITS:
         raise PaymentOptionRefused("the amount and its fee are above 10^15 minor units")
-    if body.reference is not None and await _reference_taken(conn, tenant_id, body.reference):
-        raise DuplicateReference(f"the reference {body.reference!r} was used before")
+    await references.claim(conn, tenant_id, body.reference)
     payout_id = uuid.uuid4()
     fees = [{"amount": fee, "currency": wallet.currency, "reason": "WITHDRAWAL_FEE"}] if fee else []
     await conn.execute(
@@ -168,15 +168,6 @@ async def create(
     payout = _out(await _row(conn, tenant_id, payout_id))
     await events.record(conn, tenant_id, "payout.created", payout, now)
     return payout
-
-
-async def _reference_taken(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str) -> bool:
-    found = await conn.scalar(
-        select(payouts.c.id).where(
-            payouts.c.tenant_id == tenant_id, payouts.c.reference == reference
-        )
-    )
-    return found is not None
 
 
 def _history(status: str, now: datetime, reason: str | None = None) -> dict[str, Any]:
@@ -282,12 +273,21 @@ async def _capture(conn: AsyncConnection, row: Any, now: datetime) -> uuid.UUID:
             hold_id=row.hold_id,
             destinations=destinations,
             now=now,
-            reference=row.reference,
+            # Identified by its hold and payout, never by a reference: a capture cannot be
+            # refused for one (the payout's own reference was claimed when it was created).
+            reference=None,
             description=row.description or f"payout {row.id}",
-            metadata={"payout_id": str(row.id)},
+            metadata=_capture_metadata(row),
         ),
     )
     return posted.transaction_id
+
+
+def _capture_metadata(row: Any) -> dict[str, str]:
+    metadata = {"payout_id": str(row.id)}
+    if row.reference is not None:
+        metadata["payout_reference"] = row.reference
+    return metadata
 
 
 def _expired(row: Any) -> PayoutExpired:
@@ -373,6 +373,7 @@ class Processing:
     reference: str | None
     processing_since: datetime
     ref: PayoutRef
+    worker_failures: int = 0  # the worker's failures at it in a row (kassa.payouts.failures)
 
 
 def _processing(row: Any) -> Processing:
@@ -383,6 +384,7 @@ def _processing(row: Any) -> Processing:
         reference=row.connector_reference,
         processing_since=row.updated_at,
         ref=PayoutRef(row.id, row.amount, row.currency),
+        worker_failures=row.worker_failures,
     )
 
 
@@ -438,29 +440,45 @@ async def apply_outcome(
     return True
 
 
-async def expire_due(conn: AsyncConnection, now: datetime, limit: int) -> int:
-    """Cancel, with the reason EXPIRED, PREVIEW payouts past their expiration time and PENDING
-    ones past their tenant's pending TTL, releasing each PENDING hold once: rows another worker
-    holds are skipped, and each is re-checked under its lock."""
-    expired = 0
+@dataclass(frozen=True)
+class Expiring:
+    """A PREVIEW or PENDING payout past its deadline, as the worker sees it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    status: str
+    worker_failures: int
+
+
+async def due_expiries(conn: AsyncConnection, now: datetime, limit: int) -> list[Expiring]:
+    """PENDING payouts past their tenant's pending TTL and PREVIEW payouts past their expiration
+    time, except those the worker is leaving alone after a failure (``worker_retry_at``)."""
+    due: list[Expiring] = []
     for status, deadline in (
         ("PENDING", payouts.c.pending_expires_at),
         ("PREVIEW", payouts.c.expires_at),
     ):
-        statement = (
-            select(payouts.c.id, payouts.c.tenant_id)
-            .where(payouts.c.status == status, deadline <= now)
+        rows = await conn.execute(
+            select(payouts.c.id, payouts.c.tenant_id, payouts.c.status, payouts.c.worker_failures)
+            .where(
+                payouts.c.status == status,
+                deadline <= now,
+                or_(payouts.c.worker_retry_at.is_(None), payouts.c.worker_retry_at <= now),
+            )
             .order_by(deadline)
             .limit(limit)
         )
-        if conn.dialect.name == "postgresql":
-            statement = statement.with_for_update(skip_locked=True)
-        for found in (await conn.execute(statement)).all():
-            row = await _row(conn, found.tenant_id, found.id, lock=True)
-            if row.status != status:
-                continue
-            if row.hold_id is not None:
-                await ledger.expire_hold(conn, row.tenant_id, row.hold_id, now)
-            await _record(conn, row, "CANCELLED", "EXPIRED", now, {})
-            expired += 1
-    return expired
+        due += [Expiring(*row) for row in rows]
+    return due
+
+
+async def expire(conn: AsyncConnection, payout: Expiring, now: datetime) -> bool:
+    """Cancel the payout with the reason EXPIRED, releasing a PENDING hold, once: the row is
+    locked and its status checked first, so of two workers one cancels it."""
+    row = await _row(conn, payout.tenant_id, payout.id, lock=True)
+    if row.status != payout.status:
+        return False
+    if row.hold_id is not None:
+        await ledger.expire_hold(conn, row.tenant_id, row.hold_id, now)
+    await _record(conn, row, "CANCELLED", "EXPIRED", now, {})
+    return True

@@ -1,8 +1,20 @@
 """Payouts, and each tenant's payment options."""
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 
+from kassa.kit import dberrors
 from kassa.kit.db import JsonObject, UtcDateTime, metadata
+from kassa.ledger.errors import duplicate_reference
 
 # Each tenant's payment options as one JSON document (PUT replaces it whole).
 payment_options = Table(
@@ -43,12 +55,24 @@ payouts = Table(
     Column("history", JsonObject, nullable=False),  # [{status, at, reason}]
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The worker's failures at this payout (expiry, asking the rail, recording its answer): how
+    # many in a row, the last one's kind, since when; it leaves the payout until worker_retry_at.
+    Column("worker_failures", Integer, nullable=False, server_default=text("0")),
+    Column("worker_error", String(200), nullable=True),
+    Column("worker_failing_since", UtcDateTime, nullable=True),
+    Column("worker_retry_at", UtcDateTime, nullable=True),
     UniqueConstraint("tenant_id", "reference"),
     Index(None, "tenant_id", "created_at"),
     Index(None, "tenant_id", "status", "created_at"),
     Index(None, "status", "next_check_at"),
     Index(None, "status", "pending_expires_at"),
     Index(None, "status", "expires_at"),
+    Index(
+        "ix_payouts_failing",
+        "worker_failures",
+        postgresql_where=text("worker_failures > 0"),
+        sqlite_where=text("worker_failures > 0"),
+    ),
 )
 
 # The sandbox rail's own record of what it was handed (an outside rail keeps this on its side).
@@ -58,3 +82,7 @@ sandbox_submissions = Table(
     Column("payout_id", Uuid, primary_key=True),
     Column("submitted_at", UtcDateTime, nullable=False),
 )
+
+# A reference is unique per tenant across transactions and payouts (kassa.references.service);
+# a claim that lost a race meets this index.
+dberrors.register_unique("uq_payouts_tenant_id_reference", duplicate_reference)

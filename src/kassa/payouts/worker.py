@@ -4,25 +4,36 @@ ones, and recovers payouts whose submission was never recorded.
 Every change it makes goes through the payout service in one transaction that locks the payout
 and checks its status first, so two workers racing over one payout change it once: the second
 finds it no longer PENDING (or PROCESSING) and leaves it. Connector calls are made with no
-transaction open. Time comes from the injected clock.
+transaction open, under a timeout. Time comes from the injected clock.
+
+Each payout is its own failure domain: its expiry, or its connector call and the transaction
+that records the answer, may fail (a rail that is down, a bug, a row the ledger refuses) without
+holding up the others. A failing payout is logged once per failure, with its id and the kind of
+error, and left alone for a growing while (``kassa.payouts.failures``); after a few failures in
+a row it is listed as stuck.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from kassa.kit.clock import Clock
+from kassa.kit.clock import Clock, isoformat
 from kassa.kit.db import Database
-from kassa.payouts import service
-from kassa.payouts.connectors import Connector, Outcome
+from kassa.kit.errors import KassaError, ServiceUnavailable
+from kassa.payouts import failures, service
+from kassa.payouts.connectors import Connector, Outcome, Submitted
 
-log = structlog.get_logger("kassa.payouts")
+# Errors that are trouble rather than a bug in Kassa: logged without a traceback (a database
+# error's text carries the statement's parameters).
+_TROUBLE = (SQLAlchemyError, OSError, TimeoutError, KassaError)
 
 
 class PayoutWorker:
@@ -35,6 +46,7 @@ class PayoutWorker:
         batch_size: int = 50,
         recheck: timedelta = timedelta(seconds=30),
         recover_after: timedelta = service.RECOVER_AFTER,
+        connector_timeout_seconds: float = 10.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -42,12 +54,18 @@ class PayoutWorker:
         self.batch_size = batch_size
         self.recheck = recheck
         self.recover_after = recover_after
+        self.connector_timeout_seconds = connector_timeout_seconds
+        self.log = structlog.get_logger("kassa.payouts")
 
     async def run_once(self) -> int:
-        """One pass: how many payouts it changed or checked."""
+        """One pass: how many payouts it expired or checked (each one on its own: a payout
+        that fails is logged and backs off, and the pass goes on with the rest)."""
         now = self.clock.now()
-        async with self.db.write() as conn:
-            expired = await service.expire_due(conn, now, self.batch_size)
+        async with self.db.read() as conn:
+            expiring = await service.due_expiries(conn, now, self.batch_size)
+        expired = 0
+        for expiring_payout in expiring:
+            expired += await self._expire(expiring_payout, now)
         async with self.db.read() as conn:
             due = await service.due_checks(conn, now, self.batch_size)
         for payout in due:
@@ -58,36 +76,112 @@ class PayoutWorker:
         while not stop.is_set():
             try:
                 done = await self.run_once()
-            except (SQLAlchemyError, OSError) as error:
-                log.warning("payout_worker_failed", error=str(error))
+            except (ServiceUnavailable, SQLAlchemyError, OSError) as error:  # the database
+                self.log.warning("payout_worker_failed", error=type(error).__name__)
                 done = 0
-            except Exception:  # a bug: log it and keep working
-                log.exception("payout_worker_crashed")
+            except Exception:  # a bug outside any one payout: log it and keep working
+                self.log.exception("payout_worker_crashed")
                 done = 0
             if done == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle_seconds)
 
+    async def _expire(self, payout: service.Expiring, now: datetime) -> int:
+        try:
+            async with self.db.write() as conn:
+                expired = await service.expire(conn, payout, now)
+                if payout.worker_failures:
+                    await failures.clear(conn, payout.id)
+        except ServiceUnavailable:
+            raise  # the database, not this payout: the pass ends and the run loop waits
+        except Exception as error:  # noqa: BLE001 - one payout's failure must not stop the rest
+            await self._failed(payout.id, payout.status, "expire", error, now)
+            return 0
+        return int(expired)
+
     async def _check(self, payout: service.Processing) -> None:
-        clock_now = self.clock.now()
+        now = self.clock.now()
         connector = self.connectors.get(payout.connector)
         if connector is None:
-            log.error("payout_connector_unknown", payout_id=str(payout.id), name=payout.connector)
+            error = f"no connector {payout.connector!r}"
+            await self._failed(payout.id, "PROCESSING", "connector", error, now)
             return
         try:
-            if payout.reference is None:
-                outcome = await connector.look_up(payout.ref, clock_now)
-                if outcome.reference is None:  # the rail never got it: hand it over again
-                    submitted = await connector.submit(payout.ref, clock_now)
-                    async with self.db.write() as conn:
-                        await service.record_submission(conn, payout.id, submitted)
-                    return
-            elif clock_now - payout.processing_since >= self.recover_after:
-                outcome = await connector.look_up(payout.ref, clock_now)
-            else:
-                outcome = await connector.poll(payout.ref, clock_now)
+            async with asyncio.timeout(self.connector_timeout_seconds):
+                answer = await self._ask(connector, payout, now)
+        except ServiceUnavailable:
+            raise  # the database (the sandbox rail keeps its records there), not this payout
         except Exception as error:  # noqa: BLE001 - whatever the rail does: ask again later
-            log.warning("payout_connector_failed", payout_id=str(payout.id), error=str(error))
-            outcome = Outcome("PROCESSING", reference=payout.reference)
-        async with self.db.write() as conn:
-            await service.apply_outcome(conn, payout, outcome, clock_now, self.recheck)
+            await self._failed(payout.id, "PROCESSING", "connector", error, now)
+            return
+        try:
+            async with self.db.write() as conn:
+                if isinstance(answer, Submitted):
+                    await service.record_submission(conn, payout.id, answer)
+                else:
+                    await service.apply_outcome(conn, payout, answer, now, self.recheck)
+                if payout.worker_failures:
+                    await failures.clear(conn, payout.id)
+        except ServiceUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - one payout's failure must not stop the rest
+            await self._failed(payout.id, "PROCESSING", "record", error, now)
+            return
+        if payout.worker_failures:
+            self.log.info(
+                "payout_work_recovered", payout_id=str(payout.id), failures=payout.worker_failures
+            )
+
+    async def _ask(
+        self, connector: Connector, payout: service.Processing, now: datetime
+    ) -> Outcome | Submitted:
+        """The rail's answer: an outcome, or its receipt when it never got the payout."""
+        if payout.reference is None:
+            outcome = await connector.look_up(payout.ref, now)
+            if outcome.reference is None:  # the rail never got it: hand it over again
+                return await connector.submit(payout.ref, now)
+            return outcome
+        if now - payout.processing_since >= self.recover_after:
+            return await connector.look_up(payout.ref, now)
+        return await connector.poll(payout.ref, now)
+
+    async def _failed(
+        self,
+        payout_id: uuid.UUID,
+        status: str,
+        step: str,
+        error: BaseException | str,
+        now: datetime,
+    ) -> None:
+        """Count the failure and back off, in a transaction of its own (the failed one rolled
+        back); log it once, with the payout's id and the kind of error, never its values."""
+        summary = failures.error_summary(step, error)
+        bug = isinstance(error, BaseException) and not isinstance(error, _TROUBLE)
+        try:
+            async with self.db.write() as conn:
+                failure = await failures.record(conn, payout_id, summary, now)
+        except Exception as recording:  # the next pass tries the payout again
+            self.log.error(
+                "payout_work_failed",
+                payout_id=str(payout_id),
+                status=status,
+                error=summary,
+                not_recorded=failures.error_summary("back off", recording),
+                exc_info=error if bug else None,
+            )
+            if isinstance(recording, ServiceUnavailable):
+                raise  # the database is gone: the pass ends there
+            return
+        if failure is None:
+            return  # another worker failed at it too, and counted it
+        self.log.log(
+            logging.ERROR if failure.stuck else logging.WARNING,
+            "payout_work_failed",
+            payout_id=str(payout_id),
+            status=status,
+            error=summary,
+            failures=failure.failures,
+            stuck=failure.stuck,
+            retry_at=isoformat(failure.retry_at),
+            exc_info=error if bug else None,
+        )

@@ -10,13 +10,17 @@ lock per batch instead of per request.
 Items succeed or fail on their own. If the database refuses the whole statement (a deadlock, a
 reference taken by a concurrent request between check and insert, anything unexpected), nothing
 of it was written, and each of its items is posted again alone, so its own error reaches only
-it. A broken connection is different: whether the batch committed is unknown, so its items fail
-with that error and are never posted again.
+it. A lost connection is different (``kit.dberrors.connection_lost``: a socket closed, refused or
+reset, or the server shutting down, which PostgreSQL reports as an error too): whether the batch
+committed is unknown, so it is never posted again, and each of its items fails as
+``ServiceUnavailable``, a 503 whose client may send it again (its reference or Idempotency-Key
+makes that safe).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +30,7 @@ import asyncpg
 import orjson
 
 from kassa import metrics
+from kassa.kit import dberrors
 
 POST_WALLETS_SQL = (
     "SELECT o_error, o_currency, o_balance_after, o_status, o_media, o_body, o_replayed"
@@ -167,22 +172,22 @@ class Batcher:
     async def _post(self, batch: list[_Waiting]) -> None:
         self.statements += 1
         metrics.BATCH_SIZE.observe(len(batch))
+        sent_at = time.monotonic()
         try:
             results = await post_many(self.pool, [w.posting for w in batch])
-        except asyncpg.PostgresError as error:
-            if len(batch) == 1:
-                _settle(batch[0].future, error=error)
-                return
-            # The statement was refused and rolled back as a whole: post each item alone.
-            for waiting in batch:
-                await self._post([waiting])
+        except Exception as error:  # noqa: BLE001 - each kind is told apart below
+            if dberrors.connection_lost(error):  # the outcome is unknown: never post it again
+                for waiting in batch:
+                    _settle(waiting.future, error=dberrors.translate(error) or error)
+            elif isinstance(error, asyncpg.PostgresError) and len(batch) > 1:
+                # The statement was refused and rolled back as a whole: post each item alone.
+                for waiting in batch:
+                    await self._post([waiting])
+            else:
+                for waiting in batch:
+                    _settle(waiting.future, error=error)
             return
-        except BaseException as error:  # a broken connection: the outcome is unknown
-            for waiting in batch:
-                _settle(waiting.future, error=error)
-            if not isinstance(error, Exception):
-                raise
-            return
+        dberrors.database_answered(sent_at)
         for waiting, result in zip(batch, results, strict=True):
             _settle(waiting.future, result=result)
 

@@ -16,14 +16,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import structlog
 from fastapi import FastAPI
 
 from kassa import metrics
 from kassa.auth.deps import authorize
-from kassa.kit.errors import KassaError, PayloadTooLarge
+from kassa.kit.errors import PayloadTooLarge
 from kassa.kit.http import MAX_BODY_BYTES, bearer_token
-from kassa.kit.problem import PROBLEM_MEDIA_TYPE, internal_error_body, problem_json
+from kassa.kit.problem import render_exception
 from kassa.state import AppState
 from kassa.wallets import service
 from kassa.wallets.endpoints import post_money
@@ -39,7 +38,6 @@ _ROUTES = {
     "withdrawals": (service.WITHDRAWAL, "withdrawals:write"),
 }
 _TEMPLATES = {name: f"/v1/wallets/{{wallet_id}}/{name}" for name in _ROUTES}
-log = structlog.get_logger("kassa.http")
 
 
 class _ClientGone(Exception):
@@ -103,13 +101,9 @@ class HotPath:
             headers += [(name.encode(), value.encode()) for name, value in answer.headers]
         except _ClientGone:
             return 499
-        except KassaError as error:
-            status, media_type, body = error.status, PROBLEM_MEDIA_TYPE, problem_json(error)
-            if error.status == 401:
-                headers.append((b"www-authenticate", b"Bearer"))
-        except Exception as error:
-            log.error("unhandled_error", path=scope["path"], method="POST", exc_info=error)
-            status, media_type, body = 500, PROBLEM_MEDIA_TYPE, internal_error_body()
+        except Exception as error:  # noqa: BLE001 - answered as the FastAPI app answers it
+            status, media_type, body, extra = render_exception(scope["path"], "POST", error)
+            headers += [(name.lower().encode(), value.encode()) for name, value in extra]
         headers += [
             (b"content-type", media_type.encode()),
             (b"content-length", str(len(body)).encode()),

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.events import service as events
 from kassa.idempotency import service as idempotency
 from kassa.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from kassa.kit import dberrors
 from kassa.kit.db import Backend, Database
 from kassa.kit.errors import KassaError, NotFound, ValidationFailed
 from kassa.kit.http import JSON_MEDIA_TYPE
@@ -31,8 +32,14 @@ from kassa.kit.pagination import Page, split_page
 from kassa.kit.problem import PROBLEM_MEDIA_TYPE, problem_json
 from kassa.ledger import repository as ledger_repository
 from kassa.ledger import service as ledger
-from kassa.ledger.errors import CurrencyMismatch, DuplicateReference, InsufficientFunds
+from kassa.ledger.errors import (
+    CurrencyMismatch,
+    DuplicateReference,
+    InsufficientFunds,
+    duplicate_reference,
+)
 from kassa.ledger.schemas import TransactionOut
+from kassa.references import service as references
 from kassa.wallets import repository
 from kassa.wallets.batcher import Batcher, Posted, Posting
 from kassa.wallets.errors import WalletClosed, WalletExists, WalletFrozen, WalletNotEmpty
@@ -281,6 +288,8 @@ async def move_money_in(
     conn: AsyncConnection, movement: Movement, request: MoneyRequest, now: datetime
 ) -> TransactionOut:
     """The same, inside the caller's unit of work (on any backend)."""
+    # The reference first, in the same order as the batch function (no lock-order deadlock).
+    await references.claim(conn, request.tenant_id, request.reference)
     if conn.dialect.name == "postgresql":
         # Lock the wallet's accounts before reading its status, so a concurrent close is
         # either seen or waits (SQLite's writers are serialised already).
@@ -366,7 +375,7 @@ async def _post_pg(db: Database, posting: Posting, request: MoneyRequest) -> Pos
         return await _batcher(db).post(posting)
     except asyncpg.UniqueViolationError as error:
         # A concurrent request took the reference between the function's check and its insert.
-        if error.constraint_name == "uq_journal_transactions_tenant_id_reference":
+        if dberrors.unique_constraint(error) == "uq_journal_transactions_tenant_id_reference":
             raise _duplicate(request.reference) from None
         raise
 
@@ -489,10 +498,7 @@ async def _move_money_core(
 
 
 def _duplicate(reference: str | None) -> DuplicateReference:
-    return DuplicateReference(
-        f"reference {reference!r} was already used; the first request's money moved once",
-        reference=reference,
-    )
+    return duplicate_reference(reference)
 
 
 def _detail(code: str, request: MoneyRequest) -> str:

@@ -9,7 +9,9 @@ from sqlalchemy import (
     Uuid,
 )
 
+from kassa.kit import dberrors
 from kassa.kit.db import JsonObject, SeqKey, UtcDateTime, metadata
+from kassa.wallets.errors import WalletExists
 
 WALLET_STATUSES = ("active", "frozen", "closed")
 
@@ -35,4 +37,9 @@ wallets = Table(
     CheckConstraint("status IN ('active', 'frozen', 'closed')", name="status"),
     CheckConstraint("length(alias) = 10", name="alias_length"),
     Index(None, "tenant_id", "seq"),
+)
+
+dberrors.register_unique(
+    "uq_wallets_tenant_id_customer_id_currency",
+    lambda: WalletExists("the customer already has a wallet in this currency"),
 )

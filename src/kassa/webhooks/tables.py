@@ -64,6 +64,9 @@ webhook_deliveries = Table(
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Attempts in a row that failed inside Kassa (not at the receiver), and the last one's kind.
+    Column("worker_failures", Integer, nullable=False, server_default=text("0")),
+    Column("worker_error", String(200), nullable=True),
     UniqueConstraint("event_seq", "endpoint_id"),
     Index(
         "ix_webhook_deliveries_due",
@@ -72,6 +75,12 @@ webhook_deliveries = Table(
         sqlite_where=text("status = 'pending'"),
     ),
     Index(None, "tenant_id", "event_seq"),
+    Index(
+        "ix_webhook_deliveries_failing",
+        "worker_failures",
+        postgresql_where=text("worker_failures > 0"),
+        sqlite_where=text("worker_failures > 0"),
+    ),
 )
 
 webhook_attempts = Table(

@@ -9,10 +9,8 @@ decimals than the currency has is refused, never rounded). Answers are the docum
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,13 +24,15 @@ from kassa.compat.common import (
     json_answer,
     major,
     move_money,
+    retry_after,
     tenant_of,
     wallet_by_customer,
 )
 from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
 from kassa.kit.clock import Clock
-from kassa.kit.errors import FieldError, InvalidAmount, KassaError, NotFound, ValidationFailed
+from kassa.kit.errors import FieldError, KassaError, NotFound, ValidationFailed
+from kassa.kit.fields import DESCRIPTION, REFERENCE, TEXT255, TextRule
 from kassa.kit.http import loads, read_body
 from kassa.kit.money import major_to_minor
 from kassa.ledger.schemas import TransactionOut
@@ -41,12 +41,11 @@ from kassa.wallets import service as wallets
 from kassa.wallets.schemas import WalletOut
 
 SCOPE = "withdrawals:write"
-router = APIRouter(prefix="/compat/autional", tags=["Autional dialect"])
+BASE = "/compat/autional"
+router = APIRouter(prefix=BASE, tags=["Autional dialect"])
 
-DECIMAL_STRING = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-
-# Status and message per refusal: 400, 401, 409 and 422 as the document gives them, the rest the
-# nearest HTTP meaning in the same shape.
+# Status and message per error: 400, 401, 409, 422 and 500 as the document gives them, the rest
+# the nearest HTTP meaning in the same shape.
 _REFUSALS: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "Unauthenticated or invalid token"),
     "forbidden": (403, "The token lacks the permission to withdraw"),
@@ -58,6 +57,8 @@ _REFUSALS: dict[str, tuple[int, str]] = {
     "idempotency_key_in_use": (409, "A request with this Idempotency-Key is in progress"),
     "invalid_amount": (422, "Invalid amount"),
     "idempotency_key_reused": (422, "Idempotency-Key was used for a different request"),
+    "internal_error": (500, "Internal server error"),
+    "service_unavailable": (503, "Service unavailable"),
 }
 
 
@@ -70,7 +71,8 @@ def error_renderer(clock: Clock) -> Callable[[KassaError], Answer]:
         status, message = _REFUSALS.get(error.code, (400, "Invalid request parameters"))
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in error.errors) or error.detail
         document = {"code": status, "message": f"{message}: {detail}"}
-        return json_answer(status, document | {"timestamp": timestamp(clock.now())})
+        document |= {"timestamp": timestamp(clock.now())}
+        return json_answer(status, document, retry_after(error))
 
     return render_error
 
@@ -113,15 +115,12 @@ def transaction_document(transaction: TransactionOut) -> dict[str, Any]:
     }
 
 
-def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
+def _optional_text(body: dict[str, Any], name: str, rule: TextRule) -> str | None:
+    """An optional string member; ``""`` is the same as leaving it out (Go's zero value)."""
     value = body.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
-        raise ValidationFailed(
-            errors=[{"field": name, "code": "invalid", "message": f"a string of 1 to {limit}"}]
-        )
-    return value
+    return rule.check(value, name)
 
 
 def _parse(raw: bytes, currency: str) -> tuple[int, str | None, str | None]:
@@ -134,13 +133,9 @@ def _parse(raw: bytes, currency: str) -> tuple[int, str | None, str | None]:
             {"field": "amount", "code": "required", "message": 'a decimal string such as "50.00"'}
         ]
         raise ValidationFailed(errors=errors)
-    if not DECIMAL_STRING.fullmatch(amount.strip()):
-        raise InvalidAmount(
-            errors=[{"field": "amount", "code": "invalid_amount", "message": "not a decimal"}]
-        )
-    minor = major_to_minor(Decimal(amount.strip()), currency)
-    reference = _optional_text(body, "reference_id", 255)
-    description = _optional_text(body, "description", 1000)
+    minor = major_to_minor(amount, currency)
+    reference = _optional_text(body, "reference_id", REFERENCE)
+    description = _optional_text(body, "description", DESCRIPTION)
     return minor, reference, description
 
 
@@ -179,6 +174,7 @@ async def withdraw(request: Request, user_id: str) -> Response:
     try:
         raw = await read_body(request)
         principal = await authorize(state.authenticator, bearer_token(request), SCOPE)
+        TEXT255.check(user_id, "user_id")  # a wallet's customer_id: anything else has none
         tenant = await tenant_of(state, principal)
         amount, reference, description = _parse(raw, tenant.default_currency)
         wallet = await wallet_by_customer(

@@ -9,8 +9,8 @@ open.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,12 +26,13 @@ from kassa.compat.common import (
     json_number,
     move_money,
     plain_major,
+    retry_after,
     tenant_of,
     wallet_by_customer,
 )
 from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
-from kassa.kit.errors import FieldError, KassaError, MalformedJson, Unauthorized
+from kassa.kit.errors import FieldError, InvalidAmount, KassaError, MalformedJson, Unauthorized
 from kassa.kit.http import loads, read_body
 from kassa.kit.money import major_to_minor
 from kassa.ledger.schemas import TransactionOut
@@ -59,21 +60,29 @@ class SallaError(KassaError):
         self.fields = fields
 
 
-def _error(status: int, code: str | int, message: str, **more: Any) -> Answer:
-    return json_answer(
-        status,
-        {"status": status, "success": False, "error": {"code": code, "message": message, **more}},
-    )
+def _error(
+    status: int, code: str | int, message: str, headers: list[tuple[str, str]] | None = None
+) -> Answer:
+    document = {"status": status, "success": False, "error": {"code": code, "message": message}}
+    return json_answer(status, document, headers)
 
 
 def _invalid(fields: dict[str, list[str]]) -> Answer:
-    return _error(422, "validation_failed", VALIDATION_MESSAGE, fields=fields)
+    document = {
+        "status": 422,
+        "success": False,
+        "error": {"code": "validation_failed", "message": VALIDATION_MESSAGE, "fields": fields},
+    }
+    return json_answer(422, document)
 
 
 def render_error(error: KassaError) -> Answer:
-    """Any refusal in the shapes the document gives (401, 403, 422), or the nearest of them."""
+    """Any error in the shapes the document gives (401, 403, 422), or the nearest of them: a
+    500 or 503 (with ``Retry-After``) has the 403's shape, its integer code the status."""
     if isinstance(error, SallaError):
         return _invalid(error.fields)
+    if error.status >= 500:
+        return _error(error.status, error.status, error.detail, retry_after(error))
     if isinstance(error, Unauthorized):
         return _error(401, "Unauthorized", error.detail)
     match error.code:
@@ -100,18 +109,17 @@ def _fields(errors: list[FieldError]) -> dict[str, list[str]]:
     return fields
 
 
-def _number(value: Any) -> Decimal | None:
-    """A JSON number (or a numeric string, as Salla accepts), exactly; None if it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except ArithmeticError:
-            return None
-        return number if number.is_finite() else None
+# ASCII digits only ([0-9], not \d): a customer id in another digit set is not that customer.
+_CUSTOMER_ID = re.compile("[1-9][0-9]*")
+
+
+def _customer_id(value: Any) -> str | None:
+    """A positive integer (a JSON integer, or a string of its digits as Salla's validation
+    accepts) as the wallet's ``customer_id`` text; None if it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if value > 0 else None
+    if isinstance(value, str) and _CUSTOMER_ID.fullmatch(value):
+        return value
     return None
 
 
@@ -124,28 +132,23 @@ def _parse(raw: bytes, currency: str) -> tuple[str, int]:
     if not isinstance(body, dict):
         raise SallaError({"request": ["The request body must be a JSON object."]})
     fields: dict[str, list[str]] = {}
-    customer = _number(body.get("customer_id"))
+    customer = _customer_id(body.get("customer_id"))
     if body.get("customer_id") is None:
         fields["customer_id"] = ["The customer id field is required."]
-    elif customer is None or customer != customer.to_integral_value() or customer <= 0:
+    elif customer is None:
         fields["customer_id"] = ["The customer id must be a positive integer."]
-    amount = _number(body.get("amount"))
     minor = 0
     if body.get("amount") is None:
         fields["amount"] = ["The amount field is required."]
-    elif amount is None:
-        fields["amount"] = ["The amount must be a number."]
-    elif amount <= 0:
-        fields["amount"] = ["The amount must be greater than 0."]
     else:
         try:
-            minor = major_to_minor(amount, currency)
-        except KassaError as error:
+            minor = major_to_minor(body["amount"], currency)
+        except InvalidAmount as error:
             fields["amount"] = [f"The amount is not valid: {error.errors[0]['message']}."]
     if fields:
         raise SallaError(fields)
     assert customer is not None
-    return str(int(customer)), minor
+    return customer, minor
 
 
 def _render(movement: wallets.Movement, zone: ZoneInfo) -> Any:

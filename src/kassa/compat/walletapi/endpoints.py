@@ -25,21 +25,31 @@ from kassa.compat.common import (
     json_number,
     major,
     move_money,
+    retry_after,
     wallet_by_id,
 )
 from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
 from kassa.kit.clock import isoformat
-from kassa.kit.errors import FieldError, KassaError, MalformedJson, Unauthorized, ValidationFailed
+from kassa.kit.errors import (
+    FieldError,
+    InvalidAmount,
+    KassaError,
+    MalformedJson,
+    Unauthorized,
+    ValidationFailed,
+)
+from kassa.kit.fields import DESCRIPTION, REFERENCE, TextRule
 from kassa.kit.http import loads, read_body
-from kassa.kit.money import major_to_minor
+from kassa.kit.money import MajorAmount, parse_major
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
 from kassa.wallets import service as wallets
 from kassa.wallets.schemas import WalletOut
 
 SCOPE = "withdrawals:write"
-router = APIRouter(prefix="/compat/walletapi", tags=["WalletAPI dialect"])
+BASE = "/compat/walletapi"
+router = APIRouter(prefix=BASE, tags=["WalletAPI dialect"])
 
 # HTTP status per refusal: the document shows only success, so these follow HTTP's meanings.
 _STATUS = {
@@ -60,8 +70,10 @@ def _envelope(value: dict[str, Any] | None, errors: list[str]) -> dict[str, Any]
 
 
 def render_error(error: KassaError) -> Answer:
+    """Every error in the envelope; a 500 or 503 (with ``Retry-After``) keeps its status."""
     messages = [f"{item['field']}: {item['message']}" for item in error.errors] or [error.detail]
-    return json_answer(_STATUS.get(error.code, 400), _envelope(None, messages))
+    status = error.status if error.status >= 500 else _STATUS.get(error.code, 400)
+    return json_answer(status, _envelope(None, messages), retry_after(error))
 
 
 def merchant_id(tenant_id: uuid.UUID) -> int:
@@ -94,18 +106,18 @@ def wallet_value(wallet: WalletOut, tenant_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
+def _text(body: dict[str, Any], name: str, rule: TextRule, errors: list[FieldError]) -> str | None:
     value = body.get(name.lower())
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
-        raise ValidationFailed(
-            errors=[{"field": name, "code": "invalid", "message": f"1 to {limit} characters"}]
-        )
-    return value
+    try:
+        return rule.check(value, name)
+    except ValidationFailed as error:
+        errors.extend(error.errors)
+        return None
 
 
-def _parse(raw: bytes) -> tuple[uuid.UUID, Decimal, str | None, str | None]:
+def _parse(raw: bytes) -> tuple[uuid.UUID, MajorAmount, str | None, str | None]:
     parsed = loads(raw) if raw.strip() else None
     if not isinstance(parsed, dict):
         raise MalformedJson("the body must be a JSON object")
@@ -119,16 +131,22 @@ def _parse(raw: bytes) -> tuple[uuid.UUID, Decimal, str | None, str | None]:
         wallet_id = None
     if wallet_id is None:
         errors.append({"field": "Id", "code": "invalid", "message": "the wallet's Guid"})
-    amount = body.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, int | Decimal) or amount <= 0:
+    amount: MajorAmount | None = None
+    value = body.get("amount")
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):  # .NET's decimal
         errors.append({"field": "Amount", "code": "invalid", "message": "a positive number"})
+    else:
+        try:
+            amount = parse_major(value, "Amount")
+        except InvalidAmount as error:
+            errors.extend(error.errors)
+    reference = _text(body, "ExternalReference", REFERENCE, errors)
+    description = _text(body, "Description", DESCRIPTION, errors)
     if errors:
         raise ValidationFailed(errors=errors)
     assert wallet_id is not None
-    assert isinstance(amount, int | Decimal)
-    reference = _text(body, "ExternalReference", 255)
-    description = _text(body, "Description", 1000)
-    return wallet_id, Decimal(amount), reference, description
+    assert amount is not None
+    return wallet_id, amount, reference, description
 
 
 async def _authorize(request: Request) -> Principal:
@@ -187,7 +205,7 @@ async def withdraw(request: Request) -> Response:
         principal = await _authorize(request)
         wallet_id, amount, reference, description = _parse(raw)
         wallet = await wallet_by_id(state, principal.tenant_id, wallet_id)
-        minor = major_to_minor(amount, wallet.currency, "Amount")
+        minor = amount.minor_units(wallet.currency)
         move = Move(wallets.WITHDRAWAL, wallet.id, minor, reference, description)
 
         def render(

@@ -1,0 +1,176 @@
+"""The payout worker's failures at one payout, its back-off, and the stuck payouts.
+
+A payout whose work fails (its expiry, asking its rail, or recording the rail's answer) is left
+alone for a while that doubles with each failure in a row, from ``FIRST_RETRY`` up to
+``MAX_RETRY``, so a payout that fails every time costs one try per step instead of one per pass
+and never holds up the others. A success clears the count. A payout the worker has failed at
+``STUCK_AFTER`` times in a row is *stuck*: it needs an operator (``kassa stuck``, the
+``kassa_payouts_stuck`` gauge). Only a payout in an open status counts: once it is final, its
+worker has nothing left to do.
+
+What is kept of a failure is its kind (``error_summary``), never its message: a database
+error's message carries the statement's parameters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.kit.dberrors import unique_constraint
+from kassa.kit.errors import KassaError
+from kassa.payouts.tables import payouts
+
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(hours=1)
+STUCK_AFTER = 3
+OPEN_STATUSES = ("PREVIEW", "PENDING", "PROCESSING")
+ERROR_CHARS = 200
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long to leave a payout after its ``failures``-th failure in a row."""
+    doublings = min(max(failures - 1, 0), 20)
+    return min(FIRST_RETRY * (1 << doublings), MAX_RETRY)
+
+
+def error_summary(step: str, error: BaseException | str) -> str:
+    """``step: kind`` of a failure: the error's class, a ``KassaError``'s code, a database
+    error's driver class and unique constraint; never a message."""
+    if isinstance(error, str):
+        kind = error
+    elif isinstance(error, KassaError):
+        kind = f"{type(error).__name__} ({error.code})"
+    elif isinstance(error, DBAPIError):
+        detail = unique_constraint(error) or type(error.orig).__name__
+        kind = f"{type(error).__name__} ({detail})"
+    else:
+        kind = _kind(error)
+    return f"{step}: {kind}"[:ERROR_CHARS]
+
+
+def _kind(error: BaseException) -> str:
+    """The error's class, after its top package unless it is a builtin (``binascii.Error``)."""
+    package = type(error).__module__.split(".")[0]
+    name = type(error).__qualname__
+    return name if package == "builtins" else f"{package}.{name}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    failures: int  # in a row, this one included
+    retry_at: datetime
+
+    @property
+    def stuck(self) -> bool:
+        return self.failures >= STUCK_AFTER
+
+
+async def record(
+    conn: AsyncConnection, payout_id: uuid.UUID, error: str, now: datetime
+) -> Failure | None:
+    """Count one more failure and push the payout's next try out; None if the payout is final
+    or gone, or no longer due (another worker counted this step, or succeeded)."""
+    statement = select(
+        payouts.c.status,
+        payouts.c.next_check_at,
+        payouts.c.worker_failures,
+        payouts.c.worker_failing_since,
+        payouts.c.worker_retry_at,
+    ).where(payouts.c.id == payout_id)
+    if conn.dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    row = (await conn.execute(statement)).first()
+    if row is None or row.status not in OPEN_STATUSES:
+        return None
+    # No longer due: another worker moved it on (failed and backed off, or succeeded) since.
+    due_at = row.next_check_at if row.status == "PROCESSING" else row.worker_retry_at
+    if due_at is not None and due_at > now:
+        return None
+    failures = row.worker_failures + 1
+    retry_at = now + retry_delay(failures)
+    values = {
+        "worker_failures": failures,
+        "worker_error": error[:ERROR_CHARS],
+        "worker_failing_since": row.worker_failing_since or now,
+        "worker_retry_at": retry_at,
+    }
+    if row.status == "PROCESSING":
+        values["next_check_at"] = retry_at  # the worker asks the rail again then, not before
+    await conn.execute(update(payouts).where(payouts.c.id == payout_id).values(**values))
+    return Failure(failures, retry_at)
+
+
+async def clear(conn: AsyncConnection, payout_id: uuid.UUID) -> None:
+    """The worker succeeded at the payout: it is no longer failing."""
+    await conn.execute(
+        update(payouts)
+        .where(payouts.c.id == payout_id, payouts.c.worker_failures > 0)
+        .values(
+            worker_failures=0,
+            worker_error=None,
+            worker_failing_since=None,
+            worker_retry_at=None,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class StuckPayout:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    status: str
+    connector: str
+    failures: int
+    last_error: str | None
+    failing_since: datetime | None
+    next_attempt_at: datetime | None
+
+
+def _failing(at_least: int = 1) -> list[ColumnElement[bool]]:
+    # ``worker_failures > 0`` as written lets SQLite use the partial index too.
+    return [
+        payouts.c.worker_failures > 0,
+        payouts.c.worker_failures >= at_least,
+        payouts.c.status.in_(OPEN_STATUSES),
+    ]
+
+
+async def stuck(conn: AsyncConnection, limit: int) -> list[StuckPayout]:
+    """The stuck payouts, longest failing first."""
+    rows = await conn.execute(
+        select(
+            payouts.c.id,
+            payouts.c.tenant_id,
+            payouts.c.status,
+            payouts.c.connector,
+            payouts.c.worker_failures,
+            payouts.c.worker_error,
+            payouts.c.worker_failing_since,
+            payouts.c.worker_retry_at,
+        )
+        .where(*_failing(STUCK_AFTER))
+        .order_by(payouts.c.worker_failing_since, payouts.c.id)
+        .limit(limit)
+    )
+    return [StuckPayout(*row) for row in rows]
+
+
+async def counts(conn: AsyncConnection) -> tuple[int, int]:
+    """How many open payouts the worker is failing at (backing off), and how many are stuck."""
+    row = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(case((payouts.c.worker_failures >= STUCK_AFTER, 1), else_=0)), 0
+                ),
+            ).where(*_failing())
+        )
+    ).one()
+    return int(row[0]), int(row[1])

@@ -1,0 +1,56 @@
+"""References: a merchant's own name for a movement of money, unique per tenant across
+everything that moves money (journal transactions and payouts).
+
+A reference is claimed when the thing that carries it is created: an immediate deposit or
+withdrawal, or a payout's PREVIEW. :func:`claim` is that rule in Python; the hot path's batch
+function (``sql/kassa_post_wallets.sql``) applies the same rule in the same way. On PostgreSQL
+both take one transaction-scoped advisory lock per (tenant, reference) before they look, so of
+two concurrent claims in two tables the second sees the first; SQLite serialises every writer.
+The unique indexes on each table stay as the last word within that table.
+
+A payout's capture is booked without a reference (it is identified by its hold and the payout
+id in its metadata), so completing a payout can never fail on a reference.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import exists, literal, select, text, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.ledger.errors import duplicate_reference
+from kassa.ledger.tables import journal_transactions
+from kassa.payouts.tables import payouts
+
+
+def lock_key(tenant_id: uuid.UUID, reference: str) -> str:
+    """The advisory lock's name; the SQL function builds the same text."""
+    return f"reference:{tenant_id}:{reference}"
+
+
+async def is_taken(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str) -> bool:
+    used = union_all(
+        select(literal(1)).where(
+            journal_transactions.c.tenant_id == tenant_id,
+            journal_transactions.c.reference == reference,
+        ),
+        select(literal(1)).where(
+            payouts.c.tenant_id == tenant_id, payouts.c.reference == reference
+        ),
+    )
+    return bool(await conn.scalar(select(exists(used))))
+
+
+async def claim(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str | None) -> None:
+    """Refuse a reference used before by any transaction or payout of the tenant; on
+    PostgreSQL hold it until this unit of work ends, so no concurrent claim can take it too."""
+    if reference is None:
+        return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": lock_key(tenant_id, reference)},
+        )
+    if await is_taken(conn, tenant_id, reference):
+        raise duplicate_reference(reference)
