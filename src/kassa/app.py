@@ -100,6 +100,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A path with a trailing slash is not another name for one without: 404, never a 307
+        # to an absolute http:// URL the client may not be able to follow.
+        redirect_slashes=False,
     )
     app.state.kassa = state
     install_problem_handlers(app)

@@ -19,7 +19,7 @@ from kassa.payouts.tables import payouts
 from kassa.wallets.errors import WalletExists
 from kassa.wallets.tables import wallets
 from tests.helpers import KassaServer, TenantKey, get_wallet, verify_tenant
-from tests.payouts.conftest import Setup, move, preview, ready
+from tests.payouts.conftest import BANK_TRANSFER, Setup, move, preview, ready
 
 
 async def _complete(api: httpx.AsyncClient, payout: dict[str, Any]) -> dict[str, Any]:
@@ -184,3 +184,12 @@ async def test_a_unique_constraint_lost_in_a_race_is_the_rules_own_error(
     with pytest.raises(WalletExists):
         async with db.write() as conn:
             await conn.execute(insert(wallets).values(second_wallet))
+
+
+async def test_concurrent_first_payment_options_all_succeed(api: httpx.AsyncClient) -> None:
+    """The first PUT of a tenant's payment options, sent many times at once: each is a whole
+    replacement, so every one succeeds and the last one stands (no lost insert race)."""
+    body = {"options": [BANK_TRANSFER], "pending_ttl_seconds": 3_600}
+    answers = await asyncio.gather(*(api.put("/v1/payment-options", json=body) for _ in range(12)))
+    assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
+    assert (await api.get("/v1/payment-options")).json()["pending_ttl_seconds"] == 3_600

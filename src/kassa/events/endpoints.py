@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from kassa.auth.deps import EventsRead
 from kassa.events import service
 from kassa.events.schemas import EventOut, EventType
-from kassa.kit.http import json_response
+from kassa.kit.http import json_response, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.state import app_state
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/events", **doc(Page[EventOut], 200, 404, 422))

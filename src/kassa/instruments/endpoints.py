@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,13 +13,17 @@ from kassa.auth.deps import PayoutsRead, PayoutsWrite
 from kassa.idempotency.http import respond
 from kassa.instruments import service
 from kassa.instruments.schemas import DeletedInstrument, InstrumentOut, NewInstrument
-from kassa.kit.http import body_schema, json_response, parse_json, read_body
+from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page
 from kassa.state import app_state
 
-router = APIRouter(prefix="/v1/customers/{customer_id}/instruments", tags=["instruments"])
+router = APIRouter(
+    prefix="/v1/customers/{customer_id}/instruments",
+    tags=["instruments"],
+    dependencies=[Depends(refuse_unknown_query)],
+)
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
 

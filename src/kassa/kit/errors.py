@@ -71,6 +71,18 @@ class MalformedJson(KassaError):
     title = "The request body is not valid JSON"
 
 
+class UnknownParameter(KassaError):
+    code = "unknown_parameter"
+    status = 400
+    title = "The request has a query parameter this operation does not take"
+
+
+class UnsupportedMediaType(KassaError):
+    code = "unsupported_media_type"
+    status = 415
+    title = "The request body must be JSON"
+
+
 class PayloadTooLarge(KassaError):
     code = "payload_too_large"
     status = 413

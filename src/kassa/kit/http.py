@@ -8,6 +8,7 @@ they are read whole. Pydantic then validates the parsed object in Python mode.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -20,6 +21,8 @@ from kassa.kit.errors import (
     InvalidAmount,
     MalformedJson,
     PayloadTooLarge,
+    UnknownParameter,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 from kassa.kit.money import DecimalLiteral
@@ -68,6 +71,60 @@ def loads(body: bytes) -> Any:
         raise MalformedJson(f"the request body is not valid JSON: {error}") from None
 
 
+def check_media_type(content_type: str | None) -> None:
+    """A body must say it is JSON, or say nothing: a body sent as a form or as text is refused
+    (415) rather than read as JSON behind the client's back."""
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == JSON_MEDIA_TYPE or (media.startswith("application/") and media.endswith("+json")):
+        return
+    if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        detail = "Kassa takes JSON bodies, not forms: send the body as JSON"
+    else:
+        detail = f"a {media or 'body of no media type'} is not JSON: send the body as JSON"
+    raise UnsupportedMediaType(f"{detail} with Content-Type: {JSON_MEDIA_TYPE}")
+
+
+def _declared_query(dependant: Any) -> frozenset[str]:
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _declared_query(dependency)
+    return frozenset(names)
+
+
+_DECLARED_QUERY: dict[int, frozenset[str]] = {}
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not take is refused (400 ``unknown_parameter``),
+    never ignored: a list the client believes filtered must not come back unfiltered."""
+    if not request.url.query:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _DECLARED_QUERY.get(id(route))
+    if allowed is None:
+        allowed = _DECLARED_QUERY[id(route)] = _declared_query(dependant)
+    raise_unknown(request.query_params.keys(), allowed)
+
+
+def raise_unknown(names: Iterable[str], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(names) - allowed)
+    if unknown:
+        listed = ", ".join(unknown)
+        raise UnknownParameter(
+            f"this operation takes no query parameter {listed}"
+            + (f" (it takes {', '.join(sorted(allowed))})" if allowed else ""),
+            errors=[
+                {"field": name, "code": "unknown_parameter", "message": "not a parameter here"}
+                for name in unknown
+            ],
+        )
+
+
 async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -77,6 +134,8 @@ async def read_body(request: Request) -> bytes:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    if body.strip():
+        check_media_type(request.headers.get("content-type"))
     return bytes(body)
 
 

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kassa.kit import dberrors
@@ -151,13 +152,33 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if error.status_code == 404:
         return problem_response(NotFound(f"no route for {request.url.path}"))
     if error.status_code == 405:
-        return problem_response(MethodNotAllowed(f"{request.method} is not allowed here"))
+        allowed = _allowed_methods(request)
+        return problem_response(
+            MethodNotAllowed(f"{request.method} is not allowed here; {allowed} is"),
+            {"Allow": allowed},
+        )
     body = problem_body(
         "http_error", error.status_code, str(error.detail), str(error.detail), [], {}
     )
     return Response(
         orjson.dumps(body), status_code=error.status_code, media_type=PROBLEM_MEDIA_TYPE
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers (each route holds one operation, so the
+    route that refused knows only its own)."""
+    methods = {
+        method
+        for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 async def _bug(request: Request, error: Exception) -> Response:

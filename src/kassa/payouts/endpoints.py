@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,15 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.deps import PayoutsRead, PayoutsWrite
 from kassa.idempotency.http import respond
 from kassa.idempotency.service import REPLAYED_HEADER
-from kassa.kit.http import body_schema, json_response, parse_json, read_body
+from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.payouts import service
+from kassa.payouts.failures import error_summary
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
 from kassa.state import AppState, app_state
 
-router = APIRouter(prefix="/v1", tags=["payouts"])
+router = APIRouter(prefix="/v1", tags=["payouts"], dependencies=[Depends(refuse_unknown_query)])
 log = structlog.get_logger("kassa.payouts")
 CONNECTOR_TIMEOUT_SECONDS = 10.0
 
@@ -140,7 +141,12 @@ async def _submit(state: AppState, tenant_id: uuid.UUID, payout_id: uuid.UUID) -
         async with asyncio.timeout(CONNECTOR_TIMEOUT_SECONDS):
             submitted = await connector.submit(payout.ref, state.clock.now())
     except Exception as error:  # noqa: BLE001 - whatever the rail does, the worker recovers
-        log.warning("payout_submit_failed", payout_id=str(payout_id), error=str(error))
+        # The kind of failure only: a rail's message may quote the payout's details.
+        log.warning(
+            "payout_submit_failed",
+            payout_id=str(payout_id),
+            error=error_summary("submit", error),
+        )
         return
     async with state.db.write() as conn:
         await service.record_submission(conn, payout_id, submitted)

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.events import service as events
@@ -91,11 +93,13 @@ async def put_options(
         "pending_ttl_seconds": body.pending_ttl_seconds,
         "updated_at": now,
     }
-    changed = await conn.execute(
-        update(payment_options).where(payment_options.c.tenant_id == tenant_id).values(**values)
+    # One statement, so two first PUTs racing cannot both insert: the last one wins, as it
+    # would if they came one after the other.
+    upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = upsert(payment_options).values(tenant_id=tenant_id, **values)
+    await conn.execute(
+        statement.on_conflict_do_update(index_elements=[payment_options.c.tenant_id], set_=values)
     )
-    if not changed.rowcount:
-        await conn.execute(insert(payment_options).values(tenant_id=tenant_id, **values))
     return await get_options(conn, tenant_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +15,14 @@ from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
 from kassa.idempotency.http import answer_response, respond
 from kassa.kit.db import Backend
-from kassa.kit.http import JSON_MEDIA_TYPE, body_schema, json_response, parse_json, read_body
+from kassa.kit.http import (
+    JSON_MEDIA_TYPE,
+    body_schema,
+    json_response,
+    parse_json,
+    read_body,
+    refuse_unknown_query,
+)
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
@@ -24,7 +31,7 @@ from kassa.state import AppState, app_state
 from kassa.wallets import service
 from kassa.wallets.schemas import DepositIn, FreezeIn, NewWallet, WalletOut, WithdrawalIn
 
-router = APIRouter(prefix="/v1", tags=["wallets"])
+router = APIRouter(prefix="/v1", tags=["wallets"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.post("/wallets", openapi_extra=body_schema(NewWallet), **doc(WalletOut, 201, 409, 422))

@@ -15,13 +15,14 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 
 from kassa import metrics
 from kassa.auth.deps import authorize
 from kassa.kit.errors import PayloadTooLarge
-from kassa.kit.http import MAX_BODY_BYTES, bearer_token
+from kassa.kit.http import MAX_BODY_BYTES, bearer_token, check_media_type, raise_unknown
 from kassa.kit.problem import render_exception
 from kassa.state import AppState
 from kassa.wallets import service
@@ -69,11 +70,16 @@ class HotPath:
                 metrics.observe_request("POST", route, status, time.perf_counter() - began)
                 return
         answered = 500  # unless the app starts an answer
+        head = scope["method"] == "HEAD"
+        if head:  # HEAD is GET without the body, on every route that answers GET
+            scope = {**scope, "method": "GET"}
 
         async def send_and_note(message: Message) -> None:
             nonlocal answered
             if message["type"] == "http.response.start":
                 answered = message["status"]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -81,7 +87,8 @@ class HotPath:
         finally:
             # FastAPI leaves the route it matched in the scope.
             route = getattr(scope.get("route"), "path", metrics.UNMATCHED)
-            metrics.observe_request(scope["method"], route, answered, time.perf_counter() - began)
+            method = "HEAD" if head else scope["method"]
+            metrics.observe_request(method, route, answered, time.perf_counter() - began)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, wallet_id: str, route: str
@@ -90,10 +97,15 @@ class HotPath:
         movement, scope_needed = _ROUTES[route]
         headers: list[tuple[bytes, bytes]] = []
         try:
-            authorization, declared, key = _headers(scope)
+            authorization, declared, key, content_type = _headers(scope)
+            if scope["query_string"]:  # these two routes take no query parameter
+                names = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                raise_unknown(names, frozenset())
             token = bearer_token(authorization)
             principal = await authorize(self.state.authenticator, token, scope_needed)
             raw = await _read_body(receive, declared)
+            if raw.strip():
+                check_media_type(content_type)
             answer = await post_money(
                 self.state, principal, movement, wallet_id, raw, key, scope["path"]
             )
@@ -113,9 +125,10 @@ class HotPath:
         return status
 
 
-def _headers(scope: Scope) -> tuple[str | None, int | None, str | None]:
-    """Authorization, Content-Length and Idempotency-Key, read as Starlette reads them."""
-    authorization = declared = key = None
+def _headers(scope: Scope) -> tuple[str | None, int | None, str | None, str | None]:
+    """Authorization, Content-Length, Idempotency-Key and Content-Type, read as Starlette
+    reads them."""
+    authorization = declared = key = content_type = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
@@ -123,7 +136,9 @@ def _headers(scope: Scope) -> tuple[str | None, int | None, str | None]:
             declared = int(value) if value.isdigit() else None
         elif name == b"idempotency-key":
             key = value.decode("latin-1")
-    return authorization, declared, key
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
+    return authorization, declared, key, content_type
 
 
 async def _read_body(receive: Receive, declared: int | None) -> bytes:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth.deps import WebhooksManage
 from kassa.idempotency.http import respond
-from kassa.kit.http import body_schema, json_response, parse_json, read_body
+from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
@@ -25,7 +25,7 @@ from kassa.webhooks.schemas import (
     RedeliverIn,
 )
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.post(
