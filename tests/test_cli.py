@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from kassa.auth.scopes import ALL_SCOPES
 from kassa.auth.tables import api_keys
 from kassa.config import Settings
 from kassa.kit.db import Database
-from tests.helpers import run_cli
+from tests.helpers import kassa_env, run_cli
 
 Json = dict[str, Any]
 
@@ -332,3 +333,49 @@ async def test_stuck_lists_nothing_on_a_database_where_nothing_fails(
     assert text.stdout == "kassa stuck: 0 payout(s), 0 webhook delivery(ies)\n"
     assert bad_limit.returncode != 0
     assert "Traceback" not in bad_limit.stderr + bad_limit.stdout
+
+
+def test_a_command_run_where_there_is_no_database_refuses_instead_of_making_one(
+    tmp_path: Path,
+) -> None:
+    """Run in the wrong folder with no KASSA_DATABASE_URL, a command that only reads or adds to
+    a database stops with a clear message and leaves no empty kassa.db behind (keys made in a
+    stray one would answer 401 against the real server). ``migrate`` may create it."""
+    env = dict(kassa_env("unused"))
+    del env["KASSA_DATABASE_URL"]
+    for args in (["tenants", "list"], ["keys", "list", "--tenant", str(uuid.uuid4())], ["verify"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "kassa", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "no Kassa database here" in result.stderr
+        assert "KASSA_DATABASE_URL" in result.stderr
+        assert not (tmp_path / "kassa.db").exists()
+    made = subprocess.run(
+        [sys.executable, "-m", "kassa", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "kassa.db").exists()
+    listed = subprocess.run(
+        [sys.executable, "-m", "kassa", "tenants", "list", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == {"data": []}

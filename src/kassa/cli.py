@@ -1,5 +1,8 @@
 """The ``kassa`` command: serve, worker, migrate, tenants, keys, verify, purge, stuck,
-secret-key, reseal."""
+secret-key, reseal.
+
+Each command imports what it needs when it runs, so that ``kassa --help`` and the quick
+commands start without loading the web framework, the database drivers or the dialects."""
 
 from __future__ import annotations
 
@@ -11,20 +14,25 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from kassa import compat, migrations
-from kassa.auth import repository as auth_repository
-from kassa.auth import service as auth
+from kassa import compat
 from kassa.auth.scopes import SCOPES
 from kassa.config import Settings
 from kassa.kit.clock import SystemClock, isoformat
-from kassa.kit.db import Backend, Database, DatabaseUrl
+from kassa.kit.dburl import DEFAULT_DATABASE_URL, Backend, DatabaseUrl
 from kassa.kit.errors import KassaError
-from kassa.ledger.verify import verify as verify_ledger
-from kassa.webhooks.secrets import SecretBox, SecretKeyError, new_operator_key
+
+if TYPE_CHECKING:
+    from kassa.auth import service as auth
+    from kassa.events import retention
+    from kassa.kit.db import Database
+    from kassa.reseal import Resealed
+    from kassa.webhooks.secrets import SecretBox
+    from kassa.workers import Stuck
 
 T = TypeVar("T")
 
@@ -42,13 +50,22 @@ app.add_typer(keys_app, name="keys")
 JsonFlag = Annotated[bool, typer.Option("--json", help="print the result as one JSON object")]
 
 
-def _settings() -> Settings:
+def _settings(*, creates: bool = False) -> Settings:
+    """The settings; a command that does not create the database (``creates``) refuses to run
+    where none is configured and no ``./kassa.db`` exists, instead of making an empty one."""
     settings = Settings.from_env()
     try:
-        DatabaseUrl(settings.database_url).backend  # noqa: B018 - validates the URL
-        compat.routers(settings)  # validates KASSA_DIALECTS
+        url = DatabaseUrl(settings.database_url)
+        url.backend  # noqa: B018 - validates the URL
+        compat.check_names(settings)  # validates KASSA_DIALECTS
     except ValueError as error:
         _fail(str(error))
+    default = settings.database_url == DEFAULT_DATABASE_URL
+    if not creates and default and not Path(DEFAULT_DATABASE_URL.split("///", 1)[1]).exists():
+        _fail(
+            f"no Kassa database here: {Path.cwd() / 'kassa.db'} does not exist. Run this in the"
+            " folder where 'kassa serve' keeps kassa.db, or set KASSA_DATABASE_URL"
+        )
     return settings
 
 
@@ -59,12 +76,16 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _prepare(settings: Settings) -> None:
     """The SQLite default migrates itself; PostgreSQL must have been migrated on purpose."""
+    from kassa import migrations
+
     url = DatabaseUrl(settings.database_url)
     if url.backend is Backend.SQLITE:
         migrations.upgrade(settings.database_url)
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    from kassa.kit.db import Database
+
     async def run() -> T:
         db = Database(settings.database_url, pool_size=1)
         try:
@@ -99,7 +120,7 @@ def serve(
     Prometheus metrics at /metrics (KASSA_METRICS_TOKEN to require a token)."""
     from kassa import serving
 
-    settings = _settings()
+    settings = _settings(creates=True)
     _prepare(settings)
     if DatabaseUrl(settings.database_url).backend is Backend.POSTGRESQL:
         _check_migrated(settings)
@@ -117,6 +138,8 @@ def serve(
 
 def _secret_box(settings: Settings) -> SecretBox:
     """The operator's key for secrets at rest; a bad KASSA_SECRET_KEY stops the command."""
+    from kassa.webhooks.secrets import SecretBox, SecretKeyError
+
     try:
         return SecretBox.from_settings(settings)
     except (SecretKeyError, OSError) as error:
@@ -139,6 +162,7 @@ def worker(
     Run as many as you like beside the API: they share the work and never do one thing twice.
     `kassa serve` does this work itself on the SQLite default (KASSA_WORKER)."""
     from kassa import workers
+    from kassa.kit.db import Database
 
     settings = _settings()
     _prepare(settings)
@@ -175,6 +199,8 @@ def worker(
 def secret_key() -> None:
     """Print a new operator key for KASSA_SECRET_KEY (it encrypts stored secrets at rest; put a
     new key first, keep the old after it, run 'kassa reseal', then drop the old)."""
+    from kassa.webhooks.secrets import new_operator_key
+
     typer.echo(new_operator_key())
 
 
@@ -188,7 +214,7 @@ def reseal(as_json: JsonFlag = False) -> None:
     _prepare(settings)
     box = _secret_box(settings)
 
-    async def work(db: Database) -> resealing.Resealed:
+    async def work(db: Database) -> Resealed:
         return await resealing.reseal(db, box)
 
     done = _with_db(settings, work)
@@ -205,6 +231,8 @@ def reseal(as_json: JsonFlag = False) -> None:
 
 
 def _check_migrated(settings: Settings) -> None:
+    from kassa import migrations
+
     async def current(db: Database) -> str | None:
         return await migrations.current_revision(db)
 
@@ -217,7 +245,9 @@ def _check_migrated(settings: Settings) -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to the newest."""
-    settings = _settings()
+    from kassa import migrations
+
+    settings = _settings(creates=True)
     migrations.upgrade(settings.database_url)
     typer.echo(f"kassa: migrated {DatabaseUrl(settings.database_url).redacted()} to head", err=True)
 
@@ -230,6 +260,8 @@ def tenants_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a tenant."""
+    from kassa.auth import service as auth
+
     settings = _settings()
     _prepare(settings)
 
@@ -255,6 +287,8 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(as_json: JsonFlag = False) -> None:
     """List tenants."""
+    from kassa.auth import repository as auth_repository
+
     settings = _settings()
     _prepare(settings)
 
@@ -284,6 +318,8 @@ def keys_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the key is printed this once and never stored."""
+    from kassa.auth import service as auth
+
     settings = _settings()
     _prepare(settings)
     try:
@@ -322,6 +358,8 @@ def keys_list(
     tenant: Annotated[str, typer.Option(help="tenant id")], as_json: JsonFlag = False
 ) -> None:
     """List a tenant's keys (prefixes and scopes only; keys themselves are never stored)."""
+    from kassa.auth import repository as auth_repository
+
     settings = _settings()
     _prepare(settings)
     try:
@@ -356,6 +394,8 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
     """Revoke an API key (running servers stop accepting it within KASSA_AUTH_CACHE_SECONDS)."""
+    from kassa.auth import service as auth
+
     settings = _settings()
     _prepare(settings)
 
@@ -372,6 +412,8 @@ def verify(
     tenant: Annotated[str | None, typer.Option(help="check one tenant only")] = None,
 ) -> None:
     """Recompute every account from its entries; exit 1 on any mismatch."""
+    from kassa.ledger.verify import verify as verify_ledger
+
     settings = _settings()
     _prepare(settings)
     tenant_id = None
@@ -449,7 +491,7 @@ def stuck(
     settings = _settings()
     _prepare(settings)
 
-    async def work(db: Database) -> workers.Stuck:
+    async def work(db: Database) -> Stuck:
         return await workers.stuck(db, limit)
 
     found = _with_db(settings, work)

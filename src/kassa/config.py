@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from kassa.kit.db import DEFAULT_DATABASE_URL
+from kassa.kit.dburl import DEFAULT_DATABASE_URL
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,9 @@ withdrawals) as one prepared statement sent through asyncpg itself.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeDecorator
 
 from kassa.kit import dberrors
+from kassa.kit.dburl import DEFAULT_DATABASE_URL, Backend, DatabaseUrl
 
-DEFAULT_DATABASE_URL = "sqlite:///./kassa.db"
+__all__ = ["DEFAULT_DATABASE_URL", "Backend", "Database", "DatabaseUrl", "metadata"]
+
 
 metadata = MetaData(
     naming_convention={
@@ -60,49 +60,6 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Backend(enum.StrEnum):
-    SQLITE = "sqlite"
-    POSTGRESQL = "postgresql"
-
-
-@dataclass(frozen=True)
-class DatabaseUrl:
-    """The one URL an operator sets, and the forms each driver wants of it."""
-
-    raw: str
-
-    @property
-    def backend(self) -> Backend:
-        scheme = self.raw.split(":", 1)[0].split("+", 1)[0]
-        if scheme == "sqlite":
-            return Backend.SQLITE
-        if scheme in ("postgresql", "postgres"):
-            return Backend.POSTGRESQL
-        raise ValueError(
-            f"KASSA_DATABASE_URL must start with sqlite:// or postgresql://, not {scheme}://"
-        )
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        rest = self.raw.split("://", 1)[1]
-        if self.backend is Backend.SQLITE:
-            return f"sqlite+aiosqlite://{rest}"
-        return f"postgresql+asyncpg://{rest}"
-
-    @property
-    def asyncpg_dsn(self) -> str:
-        return "postgresql://" + self.raw.split("://", 1)[1]
-
-    def redacted(self) -> str:
-        """The URL with any password replaced, for logs."""
-        head, sep, tail = self.raw.partition("://")
-        if "@" not in tail:
-            return self.raw
-        creds, at, host = tail.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{head}{sep}{user}:***{at}{host}" if ":" in creds else self.raw
 
 
 async def _no_reset(connection: asyncpg.Connection) -> None:

@@ -1,0 +1,52 @@
+"""The database URL an operator sets, and what it says: which backend, and the form each driver
+wants. Kept apart from ``kit.db`` so that reading it costs no driver import (the CLI's start)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///./kassa.db"
+
+
+class Backend(enum.StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """The one URL an operator sets, and the forms each driver wants of it."""
+
+    raw: str
+
+    @property
+    def backend(self) -> Backend:
+        scheme = self.raw.split(":", 1)[0].split("+", 1)[0]
+        if scheme == "sqlite":
+            return Backend.SQLITE
+        if scheme in ("postgresql", "postgres"):
+            return Backend.POSTGRESQL
+        raise ValueError(
+            f"KASSA_DATABASE_URL must start with sqlite:// or postgresql://, not {scheme}://"
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        rest = self.raw.split("://", 1)[1]
+        if self.backend is Backend.SQLITE:
+            return f"sqlite+aiosqlite://{rest}"
+        return f"postgresql+asyncpg://{rest}"
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        return "postgresql://" + self.raw.split("://", 1)[1]
+
+    def redacted(self) -> str:
+        """The URL with any password replaced, for logs."""
+        head, sep, tail = self.raw.partition("://")
+        if "@" not in tail:
+            return self.raw
+        creds, at, host = tail.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{head}{sep}{user}:***{at}{host}" if ":" in creds else self.raw

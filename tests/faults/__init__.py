@@ -1,0 +1,1 @@
+"""Fault-injection tests: the real server killed and restarted under load."""
