@@ -127,3 +127,22 @@ async def test_a_trailing_slash_is_404_never_a_redirect(api: httpx.AsyncClient) 
     posted = await api.post(f"/v1/wallets/{wallet['id']}/deposits/", json={"amount": 5})
     assert posted.status_code == 404
     assert (await get_wallet(api, wallet["id"]))["balance"] == 0
+
+
+async def test_every_answer_carries_its_own_request_id(api: httpx.AsyncClient) -> None:
+    wallet = await create_wallet(api)
+    answers = [
+        await api.post(f"/v1/wallets/{wallet['id']}/deposits", json={"amount": 5}),
+        await api.post(f"/v1/wallets/{wallet['id']}/withdrawals", json={"amount": 10**9}),
+        await api.get(f"/v1/wallets/{wallet['id']}"),
+        await api.get("/v1/nowhere"),
+        await api.put("/v1/wallets"),
+        await api.get("/healthz", headers={"Authorization": "Bearer nope"}),
+        await api.post(
+            f"/compat/autional/wallets/{wallet['customer_id']}/withdraw",
+            json={"amount": "0.01", "currency": "EUR"},
+        ),
+    ]
+    ids = [answer.headers.get("request-id") for answer in answers]
+    assert all(rid is not None and rid.startswith("req_") and len(rid) == 28 for rid in ids), ids
+    assert len(set(ids)) == len(ids)

@@ -11,12 +11,14 @@ answer alike; every other request, and the lifespan, goes to FastAPI.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
+import structlog
 from fastapi import FastAPI
 
 from kassa import metrics
@@ -41,6 +43,15 @@ _ROUTES = {
 _TEMPLATES = {name: f"/v1/wallets/{{wallet_id}}/{name}" for name in _ROUTES}
 
 
+REQUEST_ID = b"request-id"
+
+
+def new_request_id() -> str:
+    """The id every answer carries in ``Request-Id`` and every log line of its request shows,
+    so that a merchant's support ticket can be matched to the server's log."""
+    return f"req_{secrets.token_hex(12)}"
+
+
 class _ClientGone(Exception):
     """The client disconnected before its request body arrived whole."""
 
@@ -62,10 +73,17 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        request_id = new_request_id()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self._dispatch(scope, receive, send, request_id.encode(), began)
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, request_id: bytes, began: float
+    ) -> None:
         if scope["method"] == "POST":
             match = _ROUTE.fullmatch(scope["path"])
             if match is not None:
-                status = await self._serve(scope, receive, send, match[1], match[2])
+                status = await self._serve(scope, receive, send, match[1], match[2], request_id)
                 route = _TEMPLATES[match[2]]
                 metrics.observe_request("POST", route, status, time.perf_counter() - began)
                 return
@@ -78,6 +96,7 @@ class HotPath:
             nonlocal answered
             if message["type"] == "http.response.start":
                 answered = message["status"]
+                message = {**message, "headers": [*message["headers"], (REQUEST_ID, request_id)]}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
@@ -91,11 +110,17 @@ class HotPath:
             metrics.observe_request(method, route, answered, time.perf_counter() - began)
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, wallet_id: str, route: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        wallet_id: str,
+        route: str,
+        request_id: bytes,
     ) -> int:
         """Answer one deposit or withdrawal; its status code (499 if the client left)."""
         movement, scope_needed = _ROUTES[route]
-        headers: list[tuple[bytes, bytes]] = []
+        headers: list[tuple[bytes, bytes]] = [(REQUEST_ID, request_id)]
         try:
             authorization, declared, key, content_type = _headers(scope)
             if scope["query_string"]:  # these two routes take no query parameter
