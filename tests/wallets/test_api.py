@@ -35,6 +35,7 @@ WALLET_FIELDS = {
     "alias",
     "status",
     "frozen_until",
+    "freeze_reason",
     "balance",
     "held_balance",
     "available_balance",

@@ -78,6 +78,7 @@ class WalletOut(BaseModel):
     alias: str
     status: WalletStatus
     frozen_until: Timestamp | None
+    freeze_reason: str | None = Field(description="why the wallet is frozen, while it is")
     balance: int = Field(description="posted cash, minor units")
     held_balance: int = Field(description="cash reserved by open holds")
     available_balance: int = Field(description="balance - held_balance: what can be withdrawn")
@@ -98,6 +99,7 @@ class WalletOut(BaseModel):
             alias=row.alias,
             status=status,
             frozen_until=frozen_until,
+            freeze_reason=row.freeze_reason if status == "frozen" else None,
             balance=row.balance,
             held_balance=row.held,
             available_balance=row.balance - row.held,

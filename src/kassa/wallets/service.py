@@ -155,6 +155,12 @@ async def freeze(
             "until must be in the future",
             errors=[{"field": "until", "code": "in_the_past", "message": "must be in the future"}],
         )
+    if (wallet.status, wallet.frozen_until, wallet.freeze_reason) == (
+        "frozen",
+        body.until,
+        body.reason,
+    ):
+        return wallet  # frozen just so already: nothing changes, no event
     await repository.set_status(
         conn,
         tenant_id,
@@ -175,6 +181,8 @@ async def unfreeze(
     wallet = await get_wallet(conn, tenant_id, wallet_id, now)
     if wallet.status == "closed":
         raise WalletClosed(f"wallet {wallet_id} is closed")
+    if wallet.status == "active":
+        return wallet  # active already (or its freeze ran out): nothing changes, no event
     await repository.set_status(
         conn,
         tenant_id,
