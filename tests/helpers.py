@@ -101,7 +101,7 @@ def kassa_env(database_url: str, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def start_server(
-    database_url: str, folder: Path, workers: int = 2, **env: str
+    database_url: str, folder: Path, workers: int = 2, *, args: tuple[str, ...] = (), **env: str
 ) -> Iterator[KassaServer]:
     """Start ``kassa serve`` as its own process and wait until it answers /healthz."""
     port = free_port()
@@ -117,6 +117,7 @@ def start_server(
                 str(port),
                 "--workers",
                 str(workers),
+                *args,
             ],
             cwd=folder,
             env=kassa_env(database_url, **env),

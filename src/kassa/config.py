@@ -34,6 +34,8 @@ class Settings:
     dialects: frozenset[str] = frozenset({"salla", "walletapi", "autional"})
     # When set, /metrics answers only requests bearing this token.
     metrics_token: str | None = None
+    # One log line per request (`kassa serve --access-log` sets it for its workers).
+    access_log: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             sandbox_delay_seconds=float(env.get("KASSA_SANDBOX_DELAY_SECONDS", "5")),
             payout_preview_minutes=float(env.get("KASSA_PAYOUT_PREVIEW_MINUTES", "15")),
             metrics_token=env.get("KASSA_METRICS_TOKEN") or None,
+            access_log=env.get("KASSA_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on"),
             dialects=frozenset(
                 name.strip().lower()
                 for name in env.get("KASSA_DIALECTS", "salla,walletapi,autional").split(",")

@@ -102,6 +102,8 @@ class _ReusePortSocket(socket.socket):
 
 def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve the app (``create_served_app``) until SIGINT or SIGTERM."""
+    if access_log:  # the workers read their settings from the environment
+        os.environ["KASSA_ACCESS_LOG"] = "1"
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
@@ -109,7 +111,9 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
         "workers": workers,
         "loop": "uvloop",
         "http": "httptools",
-        "access_log": access_log,
+        # Kassa writes its own access log (kassa.wallets.hotpath), in its own log format and
+        # with each request's Request-Id; uvicorn's stays off.
+        "access_log": False,
         "log_level": "warning",
     }
     if workers == 1:

@@ -44,6 +44,7 @@ _TEMPLATES = {name: f"/v1/wallets/{{wallet_id}}/{name}" for name in _ROUTES}
 
 
 REQUEST_ID = b"request-id"
+access = structlog.get_logger("kassa.access")
 
 
 def new_request_id() -> str:
@@ -75,18 +76,43 @@ class HotPath:
         began = time.perf_counter()
         request_id = new_request_id()
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self._dispatch(scope, receive, send, request_id.encode(), began)
+            if not self.state.settings.access_log:
+                await self._dispatch(scope, receive, send, request_id.encode(), began)
+                return
+            status, route = 500, metrics.UNMATCHED
+
+            async def send_and_note(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                route = await self._dispatch(
+                    scope, receive, send_and_note, request_id.encode(), began
+                )
+            finally:
+                # The route's template, not the path or its query: those hold the client's
+                # values (customer ids, filters), which are never logged.
+                access.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    ms=round((time.perf_counter() - began) * 1000, 2),
+                )
 
     async def _dispatch(
         self, scope: Scope, receive: Receive, send: Send, request_id: bytes, began: float
-    ) -> None:
+    ) -> str:
+        """Answer the request; the template of the route that answered it."""
         if scope["method"] == "POST":
             match = _ROUTE.fullmatch(scope["path"])
             if match is not None:
                 status = await self._serve(scope, receive, send, match[1], match[2], request_id)
                 route = _TEMPLATES[match[2]]
                 metrics.observe_request("POST", route, status, time.perf_counter() - began)
-                return
+                return route
         answered = 500  # unless the app starts an answer
         head = scope["method"] == "HEAD"
         if head:  # HEAD is GET without the body, on every route that answers GET
@@ -108,6 +134,7 @@ class HotPath:
             route = getattr(scope.get("route"), "path", metrics.UNMATCHED)
             method = "HEAD" if head else scope["method"]
             metrics.observe_request(method, route, answered, time.perf_counter() - began)
+        return route
 
     async def _serve(
         self,
