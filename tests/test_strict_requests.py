@@ -146,3 +146,22 @@ async def test_every_answer_carries_its_own_request_id(api: httpx.AsyncClient) -
     ids = [answer.headers.get("request-id") for answer in answers]
     assert all(rid is not None and rid.startswith("req_") and len(rid) == 28 for rid in ids), ids
     assert len(set(ids)) == len(ids)
+
+
+async def test_a_body_that_is_not_an_object_says_so_in_jsons_words(
+    api: httpx.AsyncClient,
+) -> None:
+    wallet = await create_wallet(api)
+    for path in ("/v1/wallets", f"/v1/wallets/{wallet['id']}/deposits", "/v1/payouts"):
+        for body in (b"[1, 2]", b'"text"', b"7"):
+            answer = await api.post(
+                path, content=body, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == 422, answer.text
+            problem = answer.json()
+            assert problem["errors"] == [
+                {"field": "body", "code": "object_expected", "message": "must be an object"}
+            ]
+            assert "NewWallet" not in answer.text
+            assert "DepositIn" not in answer.text
+    assert (await get_wallet(api, wallet["id"]))["balance"] == 0

@@ -153,6 +153,12 @@ def field_errors(error: ValidationError) -> list[FieldError]:
 def validate(model: type[ModelT], data: Any) -> ModelT:
     """Validate parsed JSON; an amount problem is ``invalid_amount``, anything else
     ``validation_failed``, each with every field error found."""
+    if not isinstance(data, dict):
+        # Said in JSON's words: pydantic's would name an internal class.
+        raise ValidationFailed(
+            "the request body must be a JSON object",
+            errors=[{"field": "body", "code": "object_expected", "message": "must be an object"}],
+        )
     try:
         return model.model_validate(data)
     except ValidationError as error:
