@@ -74,17 +74,20 @@ async def list_payouts(
     principal: PayoutsRead,
     status: Annotated[PayoutStatus | None, Query()] = None,
     customer_id: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
+    wallet_id: Annotated[str | None, Query(description="only this wallet's payouts")] = None,
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
     state = app_state(request)
     after = parse_id(starting_after, "payout") if starting_after else None
+    wallet = parse_id(wallet_id, "wallet") if wallet_id else None
     async with state.db.read() as conn:
         page = await service.list_payouts(
             conn,
             principal.tenant_id,
             status=status,
             customer_id=customer_id,
+            wallet_id=wallet,
             starting_after=after,
             limit=limit,
         )

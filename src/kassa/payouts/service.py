@@ -202,12 +202,15 @@ async def list_payouts(
     customer_id: str | None,
     starting_after: uuid.UUID | None,
     limit: int,
+    wallet_id: uuid.UUID | None = None,
 ) -> Page[PayoutOut]:
     statement = select(payouts).where(payouts.c.tenant_id == tenant_id)
     if status is not None:
         statement = statement.where(payouts.c.status == status)
     if customer_id is not None:
         statement = statement.where(payouts.c.customer_id == customer_id)
+    if wallet_id is not None:
+        statement = statement.where(payouts.c.wallet_id == wallet_id)
     if starting_after is not None:
         after = await _row(conn, tenant_id, starting_after)
         statement = statement.where(
