@@ -41,3 +41,20 @@ async def test_a_freeze_shows_its_reason_and_repeats_change_nothing(
     assert (thawed.json()["status"], thawed.json()["freeze_reason"]) == ("active", None)
     types = [e["type"] for e in await _wallet_events(api, wallet["id"])]
     assert types == ["wallet.unfrozen", "wallet.frozen", "wallet.frozen", "wallet.created"]
+
+
+async def test_wallet_exists_names_the_wallet_and_says_when_it_is_closed(
+    api: httpx.AsyncClient,
+) -> None:
+    wallet = await create_wallet(api)
+    body = {"customer_id": wallet["customer_id"], "currency": "EUR"}
+    again = await api.post("/v1/wallets", json=body)
+    assert again.status_code == 409
+    assert (again.json()["code"], again.json()["wallet_id"]) == ("wallet_exists", wallet["id"])
+    assert "closed" not in again.json()["detail"]
+    closed = await api.delete(f"/v1/wallets/{wallet['id']}")
+    assert closed.status_code == 200, closed.text
+    after_close = await api.post("/v1/wallets", json=body)
+    assert after_close.status_code == 409
+    assert after_close.json()["wallet_id"] == wallet["id"]
+    assert "closed" in after_close.json()["detail"]

@@ -43,17 +43,19 @@ async def get_wallet(
     return row
 
 
-async def wallet_exists_for(
+async def existing_wallet_for(
     conn: AsyncConnection, tenant_id: uuid.UUID, customer_id: str, currency: str
-) -> bool:
-    found = await conn.scalar(
-        select(wallets.c.seq).where(
-            wallets.c.tenant_id == tenant_id,
-            wallets.c.customer_id == customer_id,
-            wallets.c.currency == currency,
+) -> Any:
+    """The customer's wallet in ``currency`` (its id and status), or None."""
+    return (
+        await conn.execute(
+            select(wallets.c.id, wallets.c.status).where(
+                wallets.c.tenant_id == tenant_id,
+                wallets.c.customer_id == customer_id,
+                wallets.c.currency == currency,
+            )
         )
-    )
-    return found is not None
+    ).first()
 
 
 async def wallet_seq(

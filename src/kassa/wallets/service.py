@@ -55,8 +55,7 @@ def _new_alias() -> str:
 async def create_wallet(
     conn: AsyncConnection, tenant_id: uuid.UUID, body: NewWallet, now: datetime
 ) -> WalletOut:
-    if await repository.wallet_exists_for(conn, tenant_id, body.customer_id, body.currency):
-        raise WalletExists(f"customer {body.customer_id!r} already has a {body.currency} wallet")
+    await _refuse_existing(conn, tenant_id, body)
     await ledger_repository.ensure_system_accounts(conn, tenant_id, body.currency, now)
     wallet_id = uuid.uuid4()
     for attempt in range(ALIAS_ATTEMPTS):
@@ -80,14 +79,27 @@ async def create_wallet(
             break
         except IntegrityError:
             # Either a concurrent twin took (customer, currency), or the random alias collided.
-            if await repository.wallet_exists_for(conn, tenant_id, body.customer_id, body.currency):
-                raise WalletExists(
-                    f"customer {body.customer_id!r} already has a {body.currency} wallet"
-                ) from None
+            await _refuse_existing(conn, tenant_id, body)
             if attempt == ALIAS_ATTEMPTS - 1:
                 raise
     await ledger_repository.create_wallet_accounts(conn, tenant_id, wallet_id, body.currency, now)
     return await _changed(conn, tenant_id, wallet_id, "wallet.created", now)
+
+
+async def _refuse_existing(conn: AsyncConnection, tenant_id: uuid.UUID, body: NewWallet) -> None:
+    """One wallet per customer and currency, ever: a closed one still counts (and says so)."""
+    existing = await repository.existing_wallet_for(
+        conn, tenant_id, body.customer_id, body.currency
+    )
+    if existing is None:
+        return
+    closed = (
+        " (closed: a customer's wallet is not made again)" if existing.status == "closed" else ""
+    )
+    raise WalletExists(
+        f"customer {body.customer_id!r} already has a {body.currency} wallet{closed}",
+        wallet_id=str(existing.id),
+    )
 
 
 async def _changed(
