@@ -121,11 +121,8 @@ class Database:
                     conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                 async with conn.begin():
                     yield conn
-        except Exception as error:
-            translated = dberrors.translate(error)
-            if translated is None:
-                raise
-            raise translated from error
+        except Exception as error:  # noqa: BLE001 - raised again, translated or as it was
+            dberrors.raise_translated(error)
         dberrors.database_answered(began)
 
     @asynccontextmanager
@@ -135,11 +132,8 @@ class Database:
         try:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except Exception as error:
-            translated = dberrors.translate(error)
-            if translated is None:
-                raise
-            raise translated from error
+        except Exception as error:  # noqa: BLE001 - raised again, translated or as it was
+            dberrors.raise_translated(error)
         dberrors.database_answered(began)
 
     async def ping(self) -> None:

@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import NoReturn
 
 import asyncpg
 import structlog
@@ -214,3 +215,31 @@ class _Outage:
 
 
 _outage = _Outage()
+
+
+def raise_translated(error: Exception) -> NoReturn:
+    """Raise the client's error ``error`` stands for, or ``error`` itself if it is a bug."""
+    translated = translate(error)
+    if translated is None:
+        raise error
+    raise translated from error
+
+
+ERROR_CHARS = 200
+
+
+def error_summary(step: str, error: BaseException | str) -> str:
+    """``step: kind`` of a failure inside Kassa, for a worker's log and its stuck list: the
+    error's class, a ``KassaError``'s code, a database error's driver class or unique
+    constraint; never its message, which may quote values."""
+    if isinstance(error, str):
+        kind = error
+    elif isinstance(error, KassaError):
+        kind = f"{type(error).__name__} ({error.code})"
+    elif isinstance(error, DBAPIError):
+        kind = f"{type(error).__name__} ({unique_constraint(error) or type(error.orig).__name__})"
+    else:
+        package = type(error).__module__.split(".")[0]
+        name = type(error).__qualname__
+        kind = name if package == "builtins" else f"{package}.{name}"
+    return f"{step}: {kind}"[:ERROR_CHARS]

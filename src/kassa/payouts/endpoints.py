@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.deps import PayoutsRead, PayoutsWrite
 from kassa.idempotency.http import respond
 from kassa.idempotency.service import REPLAYED_HEADER
+from kassa.kit.dberrors import error_summary
 from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.payouts import service
-from kassa.payouts.failures import error_summary
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
 from kassa.state import AppState, app_state
 

@@ -19,46 +19,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, func, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.kit.dberrors import unique_constraint
-from kassa.kit.errors import KassaError
+from kassa.kit.dberrors import ERROR_CHARS
 from kassa.payouts.tables import payouts
 
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 STUCK_AFTER = 3
 OPEN_STATUSES = ("PREVIEW", "PENDING", "PROCESSING")
-ERROR_CHARS = 200
 
 
 def retry_delay(failures: int) -> timedelta:
     """How long to leave a payout after its ``failures``-th failure in a row."""
     doublings = min(max(failures - 1, 0), 20)
     return min(FIRST_RETRY * (1 << doublings), MAX_RETRY)
-
-
-def error_summary(step: str, error: BaseException | str) -> str:
-    """``step: kind`` of a failure: the error's class, a ``KassaError``'s code, a database
-    error's driver class and unique constraint; never a message."""
-    if isinstance(error, str):
-        kind = error
-    elif isinstance(error, KassaError):
-        kind = f"{type(error).__name__} ({error.code})"
-    elif isinstance(error, DBAPIError):
-        detail = unique_constraint(error) or type(error.orig).__name__
-        kind = f"{type(error).__name__} ({detail})"
-    else:
-        kind = _kind(error)
-    return f"{step}: {kind}"[:ERROR_CHARS]
-
-
-def _kind(error: BaseException) -> str:
-    """The error's class, after its top package unless it is a builtin (``binascii.Error``)."""
-    package = type(error).__module__.split(".")[0]
-    name = type(error).__qualname__
-    return name if package == "builtins" else f"{package}.{name}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kassa.kit.clock import Clock, isoformat
 from kassa.kit.db import Database
+from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError, ServiceUnavailable
 from kassa.payouts import failures, service
 from kassa.payouts.connectors import Connector, Outcome, Submitted
@@ -155,7 +156,7 @@ class PayoutWorker:
     ) -> None:
         """Count the failure and back off, in a transaction of its own (the failed one rolled
         back); log it once, with the payout's id and the kind of error, never its values."""
-        summary = failures.error_summary(step, error)
+        summary = error_summary(step, error)
         bug = isinstance(error, BaseException) and not isinstance(error, _TROUBLE)
         try:
             async with self.db.write() as conn:
@@ -166,7 +167,7 @@ class PayoutWorker:
                 payout_id=str(payout_id),
                 status=status,
                 error=summary,
-                not_recorded=failures.error_summary("back off", recording),
+                not_recorded=error_summary("back off", recording),
                 exc_info=error if bug else None,
             )
             if isinstance(recording, ServiceUnavailable):

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 import structlog
 from sqlalchemy import ColumnElement, case, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 
@@ -51,7 +51,7 @@ from kassa.events.schemas import EventOut
 from kassa.events.tables import events
 from kassa.kit.clock import Clock
 from kassa.kit.db import Database
-from kassa.kit.dberrors import unique_constraint
+from kassa.kit.dberrors import ERROR_CHARS, error_summary
 from kassa.kit.errors import KassaError, ServiceUnavailable
 from kassa.webhooks import urls
 from kassa.webhooks.secrets import SecretBox, SecretKeyError
@@ -81,7 +81,6 @@ JITTER = 0.1  # each wait is stretched or shrunk by up to 10 %
 MAX_RETRY_AFTER = timedelta(hours=24)
 EXCERPT_CHARS = 500
 READ_LIMIT = 4096
-ERROR_CHARS = 200
 # Attempts in a row that failed inside Kassa before a pending delivery counts as stuck.
 STUCK_AFTER = 3
 # What the tenant sees of an attempt that failed inside Kassa (the kind is for operators).
@@ -121,25 +120,6 @@ class Outcome:
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def error_summary(step: str, error: BaseException) -> str:
-    """``step: kind`` of an error inside Kassa: its class, a ``KassaError``'s code, a database
-    error's driver class or unique constraint; never its message, which may quote values."""
-    if isinstance(error, KassaError):
-        kind = f"{type(error).__name__} ({error.code})"
-    elif isinstance(error, DBAPIError):
-        kind = f"{type(error).__name__} ({unique_constraint(error) or type(error.orig).__name__})"
-    else:
-        kind = _kind(error)
-    return f"{step}: {kind}"[:ERROR_CHARS]
-
-
-def _kind(error: BaseException) -> str:
-    """The error's class, after its top package unless it is a builtin (``binascii.Error``)."""
-    package = type(error).__module__.split(".")[0]
-    name = type(error).__qualname__
-    return name if package == "builtins" else f"{package}.{name}"
 
 
 class Worker:
