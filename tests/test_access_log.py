@@ -4,7 +4,9 @@ values (no ids from the path, no query, no body). Real server, both backends, bo
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -35,7 +37,12 @@ async def test_access_log_lines_carry_the_request_id_and_no_values(
             )
             listed = await api.get("/v1/wallets", params={"customer_id": "secret-customer-7"})
         ids = [a.headers["request-id"] for a in (created, deposited, listed)]
+        # A request's line is written once its answer has gone: wait for the last one.
+        deadline = time.monotonic() + 30
         text = server.log_path.read_text()
+        while not all(rid in text for rid in ids) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            text = server.log_path.read_text()
     for rid in ids:
         assert text.count(rid) == 1, text
     for value in ("secret-customer-7", "ref-private-9", wallet_id, tenant.key):
