@@ -25,4 +25,5 @@ async def test_payouts_filter_by_wallet(api: httpx.AsyncClient) -> None:
     listed = await api.get("/v1/payouts", params={"wallet_id": other_wallet["id"]})
     assert [p["id"] for p in listed.json()["data"]] == [theirs["id"]]
     unknown = await api.get("/v1/payouts", params={"wallet_id": str(uuid.uuid4())})
-    assert unknown.json()["data"] == []
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not_found"

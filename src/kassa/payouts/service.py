@@ -44,6 +44,7 @@ from kassa.payouts.schemas import (
 )
 from kassa.payouts.tables import payment_options, payouts
 from kassa.references import service as references
+from kassa.wallets import repository as wallet_repository
 from kassa.wallets import service as wallets
 from kassa.wallets.errors import WalletClosed, WalletFrozen
 
@@ -210,6 +211,9 @@ async def list_payouts(
     if customer_id is not None:
         statement = statement.where(payouts.c.customer_id == customer_id)
     if wallet_id is not None:
+        # A filter names a wallet: one the tenant does not have is 404, as everywhere.
+        if await wallet_repository.wallet_seq(conn, tenant_id, wallet_id) is None:
+            raise NotFound(f"wallet {wallet_id} not found")
         statement = statement.where(payouts.c.wallet_id == wallet_id)
     if starting_after is not None:
         after = await _row(conn, tenant_id, starting_after)
