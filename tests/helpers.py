@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from kassa.auth import service as auth
 from kassa.auth.scopes import ALL_SCOPES
 from kassa.kit.clock import SystemClock
 from kassa.kit.db import Database
+from kassa.ledger.schemas import TransactionOut
 from kassa.schema import accounts, holds, journal_entries, journal_transactions, wallets
+from kassa.wallets.movements import MoneyRequest, Movement, move_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,3 +217,22 @@ async def get_wallet(api: httpx.AsyncClient, wallet_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     wallet: dict[str, Any] = response.json()
     return wallet
+
+
+async def move_money(
+    db: Database,
+    movement: Movement,
+    tenant_id: uuid.UUID,
+    wallet_id: uuid.UUID,
+    amount: int,
+    now: datetime | None = None,
+) -> TransactionOut:
+    """A deposit or withdrawal through the one movement function, as a route makes it; a
+    refusal raises."""
+    async with db.write() as conn:
+        moved = await move_in(
+            conn,
+            MoneyRequest(tenant_id, wallet_id, movement, amount),
+            now or SystemClock().now(),
+        )
+    return moved.transaction

@@ -24,8 +24,9 @@ from kassa.ledger import repository
 from kassa.ledger.tables import accounts, journal_entries, journal_transactions
 from kassa.ledger.verify import verify
 from kassa.wallets import service as wallets
+from kassa.wallets.movements import DEPOSIT
 from kassa.wallets.schemas import NewWallet
-from tests.helpers import make_tenant
+from tests.helpers import make_tenant, move_money
 
 DEPOSITED = 1000
 
@@ -61,12 +62,7 @@ async def seeded(fresh_db: Database, backend: str) -> Seeded:
         wallet = await wallets.create_wallet(
             conn, tenant.tenant_id, NewWallet(customer_id="cust-1", currency=tenant.currency), now
         )
-    deposit = await wallets.move_money(
-        fresh_db,
-        wallets.DEPOSIT,
-        wallets.MoneyRequest(tenant.tenant_id, wallet.id, DEPOSITED, None, None, None, {}),
-        now,
-    )
+    deposit = await move_money(fresh_db, DEPOSIT, tenant.tenant_id, wallet.id, DEPOSITED, now)
     async with fresh_db.read() as conn:
         cash = await repository.wallet_account(conn, tenant.tenant_id, wallet.id, "cash")
         assert cash is not None

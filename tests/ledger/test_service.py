@@ -21,8 +21,9 @@ from kassa.ledger.errors import HoldNotOpen, InsufficientFunds, UnbalancedTransa
 from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
 from kassa.ledger.verify import verify
 from kassa.wallets import service as wallets
+from kassa.wallets.movements import DEPOSIT
 from kassa.wallets.schemas import NewWallet
-from tests.helpers import TenantKey, make_tenant
+from tests.helpers import TenantKey, make_tenant, move_money
 
 FUNDED = 1000
 FEE = 20
@@ -68,20 +69,7 @@ async def open_wallet(db: Database, tenant_id: uuid.UUID, currency: str, amount:
             now_(),
         )
     if amount:
-        await wallets.move_money(
-            db,
-            wallets.DEPOSIT,
-            wallets.MoneyRequest(
-                tenant_id=tenant_id,
-                wallet_id=wallet.id,
-                amount=amount,
-                currency=None,
-                reference=None,
-                description=None,
-                metadata={},
-            ),
-            now_(),
-        )
+        await move_money(db, DEPOSIT, tenant_id, wallet.id, amount, now_())
     return wallet.id
 
 

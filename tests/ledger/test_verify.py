@@ -15,8 +15,9 @@ from kassa.kit.clock import SystemClock
 from kassa.kit.db import Database
 from kassa.ledger import repository
 from kassa.wallets import service as wallets
+from kassa.wallets.movements import DEPOSIT, WITHDRAWAL, Movement
 from kassa.wallets.schemas import NewWallet
-from tests.helpers import make_tenant, run_cli
+from tests.helpers import make_tenant, move_money, run_cli
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,12 @@ class Ledger:
 
 async def move(
     db: Database,
-    movement: wallets.Movement,
+    movement: Movement,
     tenant_id: uuid.UUID,
     wallet_id: uuid.UUID,
     amount: int,
 ) -> None:
-    await wallets.move_money(
-        db,
-        movement,
-        wallets.MoneyRequest(tenant_id, wallet_id, amount, None, None, None, {}),
-        SystemClock().now(),
-    )
+    await move_money(db, movement, tenant_id, wallet_id, amount)
 
 
 async def funded_wallet(db: Database, deposit: int, withdrawal: int = 0) -> Funded:
@@ -58,9 +54,9 @@ async def funded_wallet(db: Database, deposit: int, withdrawal: int = 0) -> Fund
             NewWallet(customer_id="cust-1", currency=tenant.currency),
             SystemClock().now(),
         )
-    await move(db, wallets.DEPOSIT, tenant.tenant_id, wallet.id, deposit)
+    await move(db, DEPOSIT, tenant.tenant_id, wallet.id, deposit)
     if withdrawal:
-        await move(db, wallets.WITHDRAWAL, tenant.tenant_id, wallet.id, withdrawal)
+        await move(db, WITHDRAWAL, tenant.tenant_id, wallet.id, withdrawal)
     async with db.read() as conn:
         cash = await repository.wallet_account(conn, tenant.tenant_id, wallet.id, "cash")
     assert cash is not None

@@ -15,12 +15,13 @@ from sqlalchemy import select
 
 from kassa import migrations
 from kassa.events.tables import events
+from kassa.idempotency.service import Answer
 from kassa.kit.clock import SystemClock
 from kassa.kit.db import Backend, Database
 from kassa.kit.errors import KassaError
 from kassa.ledger import repository as ledger_repository
 from kassa.ledger.verify import verify
-from kassa.wallets import service
+from kassa.wallets import engine_pg, movements, service
 from kassa.wallets.batcher import Batcher, Posting
 from kassa.wallets.schemas import NewWallet
 from tests.conftest import PG_URL
@@ -37,13 +38,13 @@ async def new_wallet(db: Database, tenant: TenantKey, deposit: int) -> uuid.UUID
             now,
         )
     if deposit:
-        await move(db, service.DEPOSIT, tenant, wallet.id, deposit)
+        await move(db, movements.DEPOSIT, tenant, wallet.id, deposit)
     return wallet.id
 
 
 async def move(
     db: Database,
-    movement: service.Movement,
+    movement: movements.Movement,
     tenant: TenantKey,
     wallet_id: uuid.UUID,
     amount: int,
@@ -52,18 +53,17 @@ async def move(
     reference: str | None = None,
 ) -> str:
     """The outcome's name: "ok" or the error code."""
-    try:
-        await service.move_money(
-            db,
-            movement,
-            service.MoneyRequest(
-                tenant.tenant_id, wallet_id, amount, currency, reference, None, {}
-            ),
-            SystemClock().now(),
-        )
-    except KassaError as error:
-        return error.code
-    return "ok"
+    names: list[str] = []
+
+    def answer_for(outcome: movements.Outcome) -> Answer:
+        names.append(outcome.code if isinstance(outcome, KassaError) else "ok")
+        return Answer(200, "text/plain", b"")
+
+    request = movements.MoneyRequest(
+        tenant.tenant_id, wallet_id, movement, amount, currency, reference
+    )
+    await movements.move(db, request, SystemClock().now(), answer_for)
+    return names[0]
 
 
 async def cash_balance(db: Database, tenant: TenantKey, wallet_id: uuid.UUID) -> int:
@@ -90,12 +90,12 @@ async def test_concurrent_movements_each_get_their_own_outcome(one_slot_db: Data
     unknown = uuid.uuid4()
 
     jobs = {
-        **{f"scarce-{i}": move(db, service.WITHDRAWAL, tenant, scarce, 10) for i in range(20)},
-        **{f"deposit-{i}": move(db, service.DEPOSIT, tenant, plenty, 5) for i in range(10)},
-        **{f"unknown-{i}": move(db, service.WITHDRAWAL, tenant, unknown, 1) for i in range(3)},
-        "currency": move(db, service.WITHDRAWAL, tenant, plenty, 1, currency="USD"),
+        **{f"scarce-{i}": move(db, movements.WITHDRAWAL, tenant, scarce, 10) for i in range(20)},
+        **{f"deposit-{i}": move(db, movements.DEPOSIT, tenant, plenty, 5) for i in range(10)},
+        **{f"unknown-{i}": move(db, movements.WITHDRAWAL, tenant, unknown, 1) for i in range(3)},
+        "currency": move(db, movements.WITHDRAWAL, tenant, plenty, 1, currency="USD"),
         **{
-            f"reference-{i}": move(db, service.WITHDRAWAL, tenant, plenty, 7, reference="once")
+            f"reference-{i}": move(db, movements.WITHDRAWAL, tenant, plenty, 7, reference="once")
             for i in range(2)
         },
     }
@@ -116,7 +116,7 @@ async def test_concurrent_movements_each_get_their_own_outcome(one_slot_db: Data
     assert report.ok, report.problems
     assert report.transactions == 2 + 10 + 10 + 1  # two fundings, then what succeeded
     if db.backend is Backend.POSTGRESQL:
-        batcher = service._batcher(db)
+        batcher = engine_pg.batcher_of(db)
         assert batcher.statements < len(jobs), "concurrent postings should share statements"
 
 

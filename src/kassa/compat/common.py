@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth import service as auth
 from kassa.auth.service import Principal, Tenant
@@ -23,6 +22,7 @@ from kassa.kit.money import minor_to_major
 from kassa.kit.problem import Rendered, register_error_renderer
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import AppState
+from kassa.wallets import movements
 from kassa.wallets import service as wallets
 from kassa.wallets.schemas import WalletOut
 
@@ -107,8 +107,8 @@ async def wallet_by_id(state: AppState, tenant_id: uuid.UUID, wallet_id: uuid.UU
 class Move:
     """A dialect's deposit or withdrawal, once its body is understood."""
 
-    movement: wallets.Movement
-    wallet_id: uuid.UUID
+    movement: movements.Movement
+    wallet: WalletOut  # as read before the move
     amount: int  # minor units
     reference: str | None
     description: str | None
@@ -126,8 +126,9 @@ async def move_money(
     render: Render,
     render_error: Callable[[KassaError], idempotency.Answer],
 ) -> idempotency.Answer:
-    """The move as one unit of work (the /v1 services, the same events), with the request's
-    Idempotency-Key if it has one; the answer and any refusal are rendered by the dialect."""
+    """The move through the one movement function (as ``/v1``'s, with the same events), with
+    the request's Idempotency-Key if it has one; the answer and any refusal are rendered by
+    the dialect."""
     key = idempotency.key_for(
         principal.tenant_id,
         request.headers.get(idempotency.HEADER),
@@ -136,15 +137,20 @@ async def move_money(
         raw,
     )
     now = state.clock.now()
-    money = wallets.MoneyRequest(
-        principal.tenant_id, move.wallet_id, move.amount, None, move.reference, move.description, {}
+    money = movements.MoneyRequest(
+        principal.tenant_id,
+        move.wallet.id,
+        move.movement,
+        move.amount,
+        reference=move.reference,
+        description=move.description,
     )
 
-    async def work(conn: AsyncConnection) -> tuple[int, bytes]:
-        transaction = await wallets.move_money_in(conn, move.movement, money, now)
-        wallet = await wallets.get_wallet(conn, principal.tenant_id, move.wallet_id, now)
-        status, document = render(transaction, wallet, now)
-        return status, dumps(document)
+    def answer_for(outcome: movements.Outcome) -> idempotency.Answer:
+        if isinstance(outcome, KassaError):
+            return render_error(outcome)
+        status, document = render(outcome.transaction, outcome.wallet(move.wallet), now)
+        return json_answer(status, document)
 
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
-    return await idempotency.run(state.db, key, work, now, ttl, render_error=render_error)
+    return await movements.move(state.db, money, now, answer_for, key=key, ttl=ttl)

@@ -1,11 +1,11 @@
-"""Group commit for the PostgreSQL hot path.
+"""Group commit for the PostgreSQL engine of ``kassa.wallets.movements``.
 
 Each process keeps at most ``slots`` statements in flight (one per pooled connection). A deposit
 or immediate withdrawal that finds a slot free goes at once, alone; those that arrive while every
 slot is busy wait in arrival order and go together in the next statement, as one batch and one
-commit (``kassa_post_wallets``, migration 0003). An idle service therefore answers as fast as
-before, and a busy one pays for one round trip, one commit and one hold of a hot wallet's row
-lock per batch instead of per request.
+commit (``kassa_post_wallets``, whose one source is in ``kassa/migrations/sql``). An idle
+service therefore answers as fast as before, and a busy one pays for one round trip, one
+commit and one hold of a hot wallet's row lock per batch instead of per request.
 
 Items succeed or fail on their own. If the database refuses the whole statement (a deadlock, a
 reference taken by a concurrent request between check and insert, anything unexpected), nothing
@@ -15,6 +15,10 @@ reset, or the server shutting down, which PostgreSQL reports as an error too): w
 committed is unknown, so it is never posted again, and each of its items fails as
 ``ServiceUnavailable``, a 503 whose client may send it again (its reference or Idempotency-Key
 makes that safe).
+
+A batch with items sent with an Idempotency-Key runs in one explicit transaction: the statement,
+then the answers of those items (rendered by their routes from what the statement returned) in
+one insert, then the commit; the work and its stored answer commit together or not at all.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import asyncpg
@@ -33,15 +37,25 @@ from kassa import metrics
 from kassa.kit import dberrors
 
 POST_WALLETS_SQL = (
-    "SELECT o_error, o_currency, o_balance_after, o_status, o_media, o_body, o_replayed"
-    " FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-    " $16, $17, $18, $19, $20, $21)"
+    "SELECT o_error, o_currency, o_balance_after, o_cash, o_held, o_gift, o_status, o_media,"
+    " o_body, o_replayed FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+    " $12, $13, $14, $15, $16, $17, $18, $19)"
 )
+
+STORE_ANSWERS_SQL = (
+    "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,"
+    " created_at, expires_at)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
+    " $6::bytea[], $7::timestamptz[], $8::timestamptz[])"
+)
+
+# An answer as it is sent and stored: status, media type, body.
+Answer = tuple[int, str, bytes]
 
 
 @dataclass(frozen=True)
 class Posting:
-    """One deposit or immediate withdrawal, as the database function takes it."""
+    """One deposit, gift, immediate withdrawal or forfeit, as the database function takes it."""
 
     tenant_id: uuid.UUID
     wallet_id: uuid.UUID
@@ -62,26 +76,39 @@ class Posting:
     # The event's data as JSON, but for the currency and balances, which the database adds.
     event_data: str
     # With an Idempotency-Key: the key, the request's fingerprint, when the stored answer
-    # expires, and the answer for each error code the database may give, as a JSON object
-    # {code: [status, problem document]}.
+    # expires, and how to answer what became of the posting (stored in the same transaction).
     idempotency_key: str | None = None
     fingerprint: str | None = None
     expires_at: datetime | None = None
-    error_answers: str | None = None
+    answer: Callable[[Posted], Answer] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Posted:
-    """What became of one posting: an error code, or the wallet's currency and new balance;
-    with an Idempotency-Key also the answer (stored now, or ``replayed`` from before)."""
+    """What became of one posting: an error code, or the wallet's currency, the moved account's
+    new balance and the wallet's balances; with an Idempotency-Key also the answer (stored now,
+    or ``replayed`` from before)."""
 
     error: str | None
     currency: str | None
     balance_after: int | None
+    cash: int | None = None
+    held: int | None = None
+    gift: int | None = None
     status: int | None = None
     media_type: str | None = None
-    body: str | None = None
+    body: bytes | None = None
     replayed: bool = False
+
+    @property
+    def stored(self) -> Answer | None:
+        if self.status is None or self.media_type is None or self.body is None:
+            return None
+        return self.status, self.media_type, self.body
+
+
+# Errors that are answered without storing anything: the key belongs to another request.
+KEY_REFUSALS = frozenset({"idempotency_key_in_use", "idempotency_key_reused"})
 
 
 @dataclass
@@ -111,15 +138,58 @@ def _arguments(postings: Sequence[Posting]) -> list[object]:
         [p.event_data for p in postings],
         [p.idempotency_key for p in postings],
         [p.fingerprint for p in postings],
-        [p.expires_at for p in postings],
-        [p.error_answers for p in postings],
     ]
 
 
-async def post_many(pool: asyncpg.Pool, postings: Sequence[Posting]) -> list[Posted]:
-    """Post ``postings`` in one statement; raises ``asyncpg.PostgresError`` if it was refused."""
-    rows = await pool.fetch(POST_WALLETS_SQL, *_arguments(postings))
-    return [Posted(*row) for row in rows]
+async def post_many(
+    conn: asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    postings: Sequence[Posting],
+) -> list[Posted]:
+    """Post ``postings`` in one statement; raises ``asyncpg.PostgresError`` if it was refused.
+
+    Items with an Idempotency-Key have their answers stored in the same transaction: the
+    statement and the answers' insert share one (the caller's, when ``conn`` is a connection
+    already in a transaction)."""
+    if not any(p.idempotency_key is not None for p in postings):
+        rows = await conn.fetch(POST_WALLETS_SQL, *_arguments(postings))
+        return [Posted(*row) for row in rows]
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as one, one.transaction():
+            return await _post_keyed(one, postings)
+    return await _post_keyed(conn, postings)
+
+
+async def _post_keyed(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, postings: Sequence[Posting]
+) -> list[Posted]:
+    rows = await conn.fetch(POST_WALLETS_SQL, *_arguments(postings))
+    results: list[Posted] = []
+    stored: list[tuple[Posting, Answer]] = []
+    for posting, row in zip(postings, rows, strict=True):
+        posted = Posted(*row)
+        if (
+            posting.idempotency_key is not None
+            and posting.answer is not None
+            and not posted.replayed
+            and posted.error not in KEY_REFUSALS
+        ):
+            answer = posting.answer(posted)
+            posted = replace(posted, status=answer[0], media_type=answer[1], body=answer[2])
+            stored.append((posting, answer))
+        results.append(posted)
+    if stored:
+        await conn.execute(
+            STORE_ANSWERS_SQL,
+            [p.tenant_id for p, _ in stored],
+            [p.idempotency_key for p, _ in stored],
+            [p.fingerprint for p, _ in stored],
+            [a[0] for _, a in stored],
+            [a[1] for _, a in stored],
+            [a[2] for _, a in stored],
+            [p.now for p, _ in stored],
+            [p.expires_at for p, _ in stored],
+        )
+    return results
 
 
 class Batcher:

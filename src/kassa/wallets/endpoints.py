@@ -14,7 +14,7 @@ from kassa.auth.deps import WalletsRead, WalletsWrite, WithdrawalsWrite
 from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
 from kassa.idempotency.http import answer_response, respond
-from kassa.kit.db import Backend
+from kassa.kit.errors import KassaError
 from kassa.kit.http import (
     JSON_MEDIA_TYPE,
     body_schema,
@@ -28,7 +28,7 @@ from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.ledger.schemas import TransactionKind, TransactionOut
 from kassa.state import AppState, app_state
-from kassa.wallets import service
+from kassa.wallets import movements, service
 from kassa.wallets.schemas import DepositIn, FreezeIn, NewWallet, WalletOut, WithdrawalIn
 
 router = APIRouter(prefix="/v1", tags=["wallets"], dependencies=[Depends(refuse_unknown_query)])
@@ -81,29 +81,34 @@ async def get_wallet(request: Request, wallet_id: str, principal: WalletsRead) -
     return json_response(wallet)
 
 
+def answer_v1(outcome: movements.Outcome) -> idempotency.Answer:
+    """``/v1``'s answer to a deposit or withdrawal: the transaction, or a problem document."""
+    if isinstance(outcome, KassaError):
+        return idempotency.problem_answer(outcome)
+    return idempotency.Answer(201, JSON_MEDIA_TYPE, outcome.transaction.model_dump_json().encode())
+
+
 async def post_money(
     state: AppState,
     principal: Principal,
-    movement: service.Movement,
+    movement: movements.Movement,
     wallet_id: str,
     raw: bytes,
     key_header: str | None,
     path: str,
 ) -> idempotency.Answer:
-    """A deposit or an immediate withdrawal from its raw body; shared with ``hotpath``.
-
-    Without an Idempotency-Key, PostgreSQL takes it through the group commit; with one (and on
-    SQLite) it is one unit of work that stores its answer with it."""
+    """A deposit or an immediate withdrawal from its raw body; shared with ``hotpath``."""
     body: DepositIn | WithdrawalIn
-    if movement is service.WITHDRAWAL:
+    if movement is movements.WITHDRAWAL:
         body = parse_json(raw, WithdrawalIn)
     else:
         body = parse_json(raw, DepositIn)
         if body.kind == "gift":
-            movement = service.GIFT
-    money = service.MoneyRequest(
+            movement = movements.GIFT
+    request = movements.MoneyRequest(
         principal.tenant_id,
         parse_id(wallet_id, "wallet"),
+        movement,
         body.amount,
         body.currency,
         body.reference,
@@ -111,18 +116,8 @@ async def post_money(
         body.metadata,
     )
     key = idempotency.key_for(principal.tenant_id, key_header, "POST", path, raw)
-    now = state.clock.now()
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
-    if state.db.backend is Backend.POSTGRESQL:
-        if key is not None:
-            return await service.move_money_keyed_pg(state.db, movement, money, now, key, ttl)
-        transaction = await service.move_money(state.db, movement, money, now)
-        return idempotency.Answer(201, JSON_MEDIA_TYPE, transaction.model_dump_json().encode())
-
-    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 201, await service.move_money_in(conn, movement, money, now)
-
-    return await idempotency.run(state.db, key, work, now, ttl)
+    return await movements.move(state.db, request, state.clock.now(), answer_v1, key=key, ttl=ttl)
 
 
 # Served by ``kassa.wallets.hotpath`` before FastAPI sees them; these routes document them and
@@ -133,11 +128,11 @@ async def post_money(
     **doc(TransactionOut, 201, 404, 409, 422),
 )
 async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
-    return await _post_money(request, principal, service.DEPOSIT, wallet_id)
+    return await _post_money(request, principal, movements.DEPOSIT, wallet_id)
 
 
 async def _post_money(
-    request: Request, principal: Principal, movement: service.Movement, wallet_id: str
+    request: Request, principal: Principal, movement: movements.Movement, wallet_id: str
 ) -> Response:
     raw = await read_body(request)
     key_header = request.headers.get(idempotency.HEADER)
@@ -155,7 +150,7 @@ async def _post_money(
 async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite) -> Response:
     """An immediate withdrawal: the wallet is debited at once, to the tenant's payouts
     clearing account."""
-    return await _post_money(request, principal, service.WITHDRAWAL, wallet_id)
+    return await _post_money(request, principal, movements.WITHDRAWAL, wallet_id)
 
 
 @router.post(

@@ -27,7 +27,7 @@ from kassa.kit.errors import PayloadTooLarge
 from kassa.kit.http import MAX_BODY_BYTES, bearer_token, check_media_type, raise_unknown
 from kassa.kit.problem import render_exception
 from kassa.state import AppState
-from kassa.wallets import service
+from kassa.wallets import movements
 from kassa.wallets.endpoints import post_money
 
 Scope = MutableMapping[str, Any]
@@ -37,8 +37,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 _ROUTE = re.compile(r"/v1/wallets/([^/]+)/(deposits|withdrawals)")
 _ROUTES = {
-    "deposits": (service.DEPOSIT, "wallets:write"),
-    "withdrawals": (service.WITHDRAWAL, "withdrawals:write"),
+    "deposits": (movements.DEPOSIT, "wallets:write"),
+    "withdrawals": (movements.WITHDRAWAL, "withdrawals:write"),
 }
 _TEMPLATES = {name: f"/v1/wallets/{{wallet_id}}/{name}" for name in _ROUTES}
 

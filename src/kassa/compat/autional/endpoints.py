@@ -37,7 +37,7 @@ from kassa.kit.http import loads, read_body
 from kassa.kit.money import major_to_minor
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
-from kassa.wallets import service as wallets
+from kassa.wallets import movements
 from kassa.wallets.schemas import WalletOut
 
 SCOPE = "withdrawals:write"
@@ -182,7 +182,7 @@ async def withdraw(request: Request, user_id: str) -> Response:
         )
         if wallet is None:
             raise NotFound(f"user {user_id} has no {tenant.default_currency} wallet")
-        move = Move(wallets.WITHDRAWAL, wallet.id, amount, reference, description)
+        move = Move(movements.WITHDRAWAL, wallet, amount, reference, description)
 
         def render(
             transaction: TransactionOut, after: WalletOut, now: datetime

@@ -37,7 +37,7 @@ from kassa.kit.http import loads, read_body
 from kassa.kit.money import major_to_minor
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
-from kassa.wallets import service as wallets
+from kassa.wallets import movements
 from kassa.wallets.schemas import WalletOut
 
 SCOPE = "customer-wallets.read_write"
@@ -151,7 +151,7 @@ def _parse(raw: bytes, currency: str) -> tuple[str, int]:
     return customer, minor
 
 
-def _render(movement: wallets.Movement, zone: ZoneInfo) -> Any:
+def _render(movement: movements.Movement, zone: ZoneInfo) -> Any:
     def render(
         transaction: TransactionOut, wallet: WalletOut, now: datetime
     ) -> tuple[int, dict[str, Any]]:
@@ -182,7 +182,7 @@ def _render(movement: wallets.Movement, zone: ZoneInfo) -> Any:
     return render
 
 
-async def _move(request: Request, movement: wallets.Movement) -> Response:
+async def _move(request: Request, movement: movements.Movement) -> Response:
     state = app_state(request)
     try:
         raw = await read_body(request)
@@ -195,7 +195,7 @@ async def _move(request: Request, movement: wallets.Movement) -> Response:
         )
         if wallet is None:
             raise SallaError({"customer_id": ["The selected customer id is invalid."]})
-        move = Move(movement, wallet.id, amount, None, None)
+        move = Move(movement, wallet, amount, None, None)
         answer = await move_money(
             request,
             state,
@@ -241,10 +241,10 @@ _DOC: dict[str, Any] = {
 @router.post("/customers/wallets/withdraw", **_DOC)
 async def withdraw(request: Request) -> Response:
     """Withdraw from a customer's wallet (Salla's Customer Wallet withdraw)."""
-    return await _move(request, wallets.WITHDRAWAL)
+    return await _move(request, movements.WITHDRAWAL)
 
 
 @router.post("/customers/wallets/deposit", **_DOC)
 async def deposit(request: Request) -> Response:
     """Add to a customer's wallet (the withdraw endpoint's twin)."""
-    return await _move(request, wallets.DEPOSIT)
+    return await _move(request, movements.DEPOSIT)

@@ -44,7 +44,7 @@ from kassa.kit.http import loads, read_body
 from kassa.kit.money import MajorAmount, parse_major
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
-from kassa.wallets import service as wallets
+from kassa.wallets import movements
 from kassa.wallets.schemas import WalletOut
 
 SCOPE = "withdrawals:write"
@@ -206,7 +206,7 @@ async def withdraw(request: Request) -> Response:
         wallet_id, amount, reference, description = _parse(raw)
         wallet = await wallet_by_id(state, principal.tenant_id, wallet_id)
         minor = amount.minor_units(wallet.currency)
-        move = Move(wallets.WITHDRAWAL, wallet.id, minor, reference, description)
+        move = Move(movements.WITHDRAWAL, wallet, minor, reference, description)
 
         def render(
             transaction: TransactionOut, after: WalletOut, now: datetime

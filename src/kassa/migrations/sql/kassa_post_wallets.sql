@@ -1,11 +1,25 @@
--- kassa_post_wallets: the hot path's group commit. One call posts a batch of deposits and
--- immediate withdrawals, each item on its own: an item refused (frozen, closed, other currency,
--- insufficient funds, a reference used before, an Idempotency-Key in use or reused) writes
--- nothing of its own and is reported by its error code; the others commit together.
--- This file is the function's one source: migrations load it, and a test checks that the live
--- function's body is this text.
-CREATE OR REPLACE FUNCTION public.kassa_post_wallets(p_tenant uuid[], p_wallet uuid[], p_account_kind text[], p_sign integer[], p_amount bigint[], p_currency text[], p_counter_kind text[], p_transaction_id uuid[], p_transaction_kind text[], p_reference text[], p_description text[], p_metadata text[], p_now timestamp with time zone[], p_refuse_frozen boolean[], p_event_id uuid[], p_event_type text[], p_event_data text[], p_idem_key text[], p_idem_fingerprint text[], p_idem_expires timestamp with time zone[], p_idem_errors text[])
- RETURNS TABLE(o_error text, o_currency text, o_balance_after bigint, o_status integer, o_media text, o_body text, o_replayed boolean)
+-- kassa_post_wallets: every deposit, gift, immediate withdrawal and gift forfeit on PostgreSQL.
+-- One call posts a batch (the group commit of kassa.wallets.engine_pg), each item on its own: an
+-- item refused (unknown, closed or frozen wallet, other currency, insufficient funds, a
+-- reference used before, an Idempotency-Key in use or used for another request) writes nothing
+-- of its own and is reported by its error code; the others commit together.
+--
+-- With an Idempotency-Key the function takes the key's advisory lock, replays a stored answer
+-- (o_replayed) or refuses a key used for another request; the caller renders the answer of an
+-- item that went through (or was refused) and stores it in the same transaction.
+--
+-- The wallet account's row is locked by its UPDATE and the wallet's status read after that, so
+-- a close (which locks the same row first) and a concurrent deposit are serialised. A refused
+-- item whose UPDATE already ran is undone by the opposite UPDATE. Callers pass items ordered by
+-- wallet so that two batches lock wallets in the same order.
+--
+-- This file is the function's one source: the newest migration that changes the function loads
+-- it, and tests/ledger/test_sql_sources.py checks that the live function's body is this text.
+-- To change the function, copy this file to sql/<revision>_kassa_post_wallets.sql for the
+-- migration that loads it now, point that migration at the copy, and add a migration that
+-- loads this file again.
+CREATE OR REPLACE FUNCTION public.kassa_post_wallets(p_tenant uuid[], p_wallet uuid[], p_account_kind text[], p_sign integer[], p_amount bigint[], p_currency text[], p_counter_kind text[], p_transaction_id uuid[], p_transaction_kind text[], p_reference text[], p_description text[], p_metadata text[], p_now timestamp with time zone[], p_refuse_frozen boolean[], p_event_id uuid[], p_event_type text[], p_event_data text[], p_idem_key text[], p_idem_fingerprint text[])
+ RETURNS TABLE(o_error text, o_currency text, o_balance_after bigint, o_cash bigint, o_held bigint, o_gift bigint, o_status integer, o_media text, o_body bytea, o_replayed boolean)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
@@ -18,23 +32,31 @@ DECLARE
   v_seq bigint;
   v_fingerprint text;
   v_expires timestamptz;
-  v_data jsonb;
+  v_keys text[] := '{}';
 BEGIN
   FOR i IN 1 .. coalesce(array_length(p_wallet, 1), 0) LOOP
     o_error := NULL;
+    o_currency := NULL;
+    o_balance_after := NULL;
+    o_cash := NULL;
+    o_held := NULL;
+    o_gift := NULL;
     o_status := NULL;
-    o_body := NULL;
     o_media := NULL;
+    o_body := NULL;
     o_replayed := false;
     IF p_idem_key[i] IS NOT NULL THEN
-      IF NOT pg_try_advisory_xact_lock(hashtextextended(
-          'idempotency:' || p_tenant[i]::text || ':' || p_idem_key[i], 0)) THEN
+      -- A key met twice in one batch is two requests in flight at once, like a held lock
+      -- (which this transaction would otherwise take again without waiting).
+      IF p_tenant[i]::text || ':' || p_idem_key[i] = ANY (v_keys)
+         OR NOT pg_try_advisory_xact_lock(hashtextextended(
+           'idempotency:' || p_tenant[i]::text || ':' || p_idem_key[i], 0)) THEN
         o_error := 'idempotency_key_in_use';
         RETURN NEXT;
         CONTINUE;
       END IF;
-      SELECT k.fingerprint, k.status_code, k.media_type, convert_from(k.body, 'UTF8'),
-             k.expires_at
+      v_keys := v_keys || (p_tenant[i]::text || ':' || p_idem_key[i]);
+      SELECT k.fingerprint, k.status_code, k.media_type, k.body, k.expires_at
         INTO v_fingerprint, o_status, o_media, o_body, v_expires
         FROM idempotency_keys k WHERE k.tenant_id = p_tenant[i] AND k.key = p_idem_key[i];
       IF FOUND AND v_expires > p_now[i] THEN
@@ -56,29 +78,21 @@ BEGIN
       o_media := NULL;
       o_body := NULL;
     END IF;
-    o_currency := NULL;
-    o_balance_after := NULL;
     v_account := NULL;
     IF p_reference[i] IS NOT NULL THEN
       -- A reference is unique per tenant across transactions and payouts (the same rule and
       -- the same lock as kassa.references.service.claim).
       PERFORM pg_advisory_xact_lock(hashtextextended(
           'reference:' || p_tenant[i]::text || ':' || p_reference[i], 0));
-    END IF;
-    IF p_reference[i] IS NOT NULL AND (EXISTS (
-        SELECT 1 FROM journal_transactions t
-         WHERE t.tenant_id = p_tenant[i] AND t.reference = p_reference[i]) OR EXISTS (
-        SELECT 1 FROM payouts p
-         WHERE p.tenant_id = p_tenant[i] AND p.reference = p_reference[i])) THEN
-      o_error := 'duplicate_reference';
-      IF p_idem_key[i] IS NOT NULL THEN
-        PERFORM kassa_store_answer(
-          p_tenant[i], p_idem_key[i], p_idem_fingerprint[i],
-          (p_idem_errors[i]::jsonb -> o_error ->> 0)::integer, 'application/problem+json',
-          p_idem_errors[i]::jsonb -> o_error ->> 1, p_now[i], p_idem_expires[i]);
+      IF EXISTS (
+          SELECT 1 FROM journal_transactions t
+           WHERE t.tenant_id = p_tenant[i] AND t.reference = p_reference[i]) OR EXISTS (
+          SELECT 1 FROM payouts p
+           WHERE p.tenant_id = p_tenant[i] AND p.reference = p_reference[i]) THEN
+        o_error := 'duplicate_reference';
+        RETURN NEXT;
+        CONTINUE;
       END IF;
-      RETURN NEXT;
-      CONTINUE;
     END IF;
     IF p_sign[i] < 0 THEN
       UPDATE accounts a SET balance = a.balance - p_amount[i]
@@ -110,12 +124,6 @@ BEGIN
         UPDATE accounts a SET balance = a.balance - p_sign[i] * p_amount[i]
          WHERE a.id = v_account;
       END IF;
-      IF p_idem_key[i] IS NOT NULL THEN
-        PERFORM kassa_store_answer(
-          p_tenant[i], p_idem_key[i], p_idem_fingerprint[i],
-          (p_idem_errors[i]::jsonb -> o_error ->> 0)::integer, 'application/problem+json',
-          p_idem_errors[i]::jsonb -> o_error ->> 1, p_now[i], p_idem_expires[i]);
-      END IF;
       RETURN NEXT;
       CONTINUE;
     END IF;
@@ -133,20 +141,18 @@ BEGIN
     INSERT INTO journal_entries (transaction_seq, account_id, currency, amount)
     VALUES (v_seq, v_account, v_currency, p_sign[i] * p_amount[i]),
            (v_seq, v_counter, v_currency, -p_sign[i] * p_amount[i]);
-    v_data := p_event_data[i]::jsonb || jsonb_build_object(
-      'currency', v_currency,
-      'balance_before', v_balance - p_sign[i] * p_amount[i],
-      'balance_after', v_balance);
     INSERT INTO events (id, tenant_id, type, data, created_at)
-    VALUES (p_event_id[i], p_tenant[i], p_event_type[i], v_data, p_now[i]);
-    IF p_idem_key[i] IS NOT NULL THEN
-      o_status := 201;
-      o_media := 'application/json';
-      o_body := v_data::text;
-      PERFORM kassa_store_answer(
-        p_tenant[i], p_idem_key[i], p_idem_fingerprint[i], o_status, o_media,
-        o_body, p_now[i], p_idem_expires[i]);
-    END IF;
+    VALUES (p_event_id[i], p_tenant[i], p_event_type[i],
+            p_event_data[i]::jsonb || jsonb_build_object(
+              'currency', v_currency,
+              'balance_before', v_balance - p_sign[i] * p_amount[i],
+              'balance_after', v_balance),
+            p_now[i]);
+    -- The wallet as it is now, for answers that show its balances.
+    SELECT sum(a.balance) FILTER (WHERE a.kind = 'cash'), sum(a.held) FILTER (WHERE a.kind = 'cash'),
+           sum(a.balance) FILTER (WHERE a.kind = 'gift')
+      INTO o_cash, o_held, o_gift
+      FROM accounts a WHERE a.wallet_id = p_wallet[i] AND a.tenant_id = p_tenant[i];
     o_currency := v_currency;
     o_balance_after := v_balance;
     RETURN NEXT;

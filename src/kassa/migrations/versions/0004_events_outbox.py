@@ -10,7 +10,6 @@ Revision ID: 0004
 Revises: 0003
 """
 
-import importlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -18,41 +17,12 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from kassa.kit.db import UtcDateTime
+from kassa.migrations import sql_source
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-def _revision_0003() -> str:
-    module = importlib.import_module("kassa.migrations.versions.0003_group_commit_hot_path")
-    text: str = module.POST_WALLETS
-    return text
-
-
-def _with_events(function: str) -> str:
-    """0003's function, taking and writing each item's event."""
-    changes = {
-        "  p_refuse_frozen boolean[])\n": (
-            "  p_refuse_frozen boolean[], p_event_id uuid[], p_event_type text[],\n"
-            "  p_event_data text[])\n"
-        ),
-        "    o_currency := v_currency;\n": (
-            "    INSERT INTO events (id, tenant_id, type, data, created_at)\n"
-            "    VALUES (p_event_id[i], p_tenant[i], p_event_type[i],\n"
-            "            p_event_data[i]::jsonb || jsonb_build_object(\n"
-            "              'currency', v_currency,\n"
-            "              'balance_before', v_balance - p_sign[i] * p_amount[i],\n"
-            "              'balance_after', v_balance),\n"
-            "            p_now[i]);\n"
-            "    o_currency := v_currency;\n"
-        ),
-    }
-    for old, new in changes.items():
-        assert function.count(old) == 1, old
-        function = function.replace(old, new)
-    return function
 
 
 OLD_SIGNATURE = (
@@ -82,13 +52,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_events_tenant_id_type_seq"), "events", ["tenant_id", "type", "seq"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION {OLD_SIGNATURE}")
-        op.execute(_with_events(_revision_0003()))
+        op.execute(sql_source("0004_kassa_post_wallets"))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION kassa_post_wallets")
-        op.execute(_revision_0003())
+        op.execute(sql_source("0003_kassa_post_wallets"))
     op.drop_index(op.f("ix_events_tenant_id_type_seq"), table_name="events")
     op.drop_index(op.f("ix_events_tenant_id_seq"), table_name="events")
     op.drop_table("events")

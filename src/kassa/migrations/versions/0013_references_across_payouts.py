@@ -8,7 +8,6 @@ Revision ID: 0013
 Revises: 0012
 """
 
-import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -24,12 +23,11 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(sql_source("kassa_post_wallets"))
+    op.execute(sql_source("0013_kassa_post_wallets"))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    module = importlib.import_module("kassa.migrations.versions.0006_idempotency_in_the_hot_path")
     op.execute("DROP FUNCTION kassa_post_wallets")
-    op.execute(module._with_keys(module._revision_0004()))
+    op.execute(sql_source("0006_kassa_post_wallets"))

@@ -1,0 +1,80 @@
+CREATE FUNCTION kassa_post_wallets(
+  p_tenant uuid[], p_wallet uuid[], p_account_kind text[], p_sign integer[], p_amount bigint[],
+  p_currency text[], p_counter_kind text[], p_transaction_id uuid[], p_transaction_kind text[],
+  p_reference text[], p_description text[], p_metadata text[], p_now timestamptz[],
+  p_refuse_frozen boolean[])
+RETURNS TABLE (o_error text, o_currency text, o_balance_after bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_account bigint;
+  v_balance bigint;
+  v_status text;
+  v_frozen_until timestamptz;
+  v_currency text;
+  v_counter bigint;
+  v_seq bigint;
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_wallet, 1), 0) LOOP
+    o_error := NULL;
+    o_currency := NULL;
+    o_balance_after := NULL;
+    v_account := NULL;
+    IF p_reference[i] IS NOT NULL AND EXISTS (
+        SELECT 1 FROM journal_transactions t
+         WHERE t.tenant_id = p_tenant[i] AND t.reference = p_reference[i]) THEN
+      o_error := 'duplicate_reference';
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    IF p_sign[i] < 0 THEN
+      UPDATE accounts a SET balance = a.balance - p_amount[i]
+       WHERE a.wallet_id = p_wallet[i] AND a.kind = p_account_kind[i]
+         AND a.tenant_id = p_tenant[i] AND a.balance - a.held >= p_amount[i]
+      RETURNING a.id, a.balance INTO v_account, v_balance;
+    ELSE
+      UPDATE accounts a SET balance = a.balance + p_amount[i]
+       WHERE a.wallet_id = p_wallet[i] AND a.kind = p_account_kind[i]
+         AND a.tenant_id = p_tenant[i]
+      RETURNING a.id, a.balance INTO v_account, v_balance;
+    END IF;
+    SELECT w.status, w.frozen_until, w.currency INTO v_status, v_frozen_until, v_currency
+      FROM wallets w WHERE w.id = p_wallet[i] AND w.tenant_id = p_tenant[i];
+    IF NOT FOUND THEN
+      o_error := 'not_found';
+    ELSIF v_status = 'closed' THEN
+      o_error := 'wallet_closed';
+    ELSIF p_refuse_frozen[i] AND v_status = 'frozen'
+          AND (v_frozen_until IS NULL OR v_frozen_until > p_now[i]) THEN
+      o_error := 'wallet_frozen';
+    ELSIF p_currency[i] IS NOT NULL AND p_currency[i] <> v_currency THEN
+      o_error := 'currency_mismatch';
+    ELSIF v_account IS NULL THEN
+      o_error := 'insufficient_funds';
+    END IF;
+    IF o_error IS NOT NULL THEN
+      IF v_account IS NOT NULL THEN
+        UPDATE accounts a SET balance = a.balance - p_sign[i] * p_amount[i]
+         WHERE a.id = v_account;
+      END IF;
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    SELECT a.id INTO v_counter FROM accounts a
+     WHERE a.tenant_id = p_tenant[i] AND a.currency = v_currency
+       AND a.kind = p_counter_kind[i] AND a.wallet_id IS NULL;
+    INSERT INTO journal_transactions AS t (
+      id, tenant_id, wallet_id, kind, amount, currency, balance_before, balance_after,
+      status, reference, description, metadata, created_at)
+    VALUES (
+      p_transaction_id[i], p_tenant[i], p_wallet[i], p_transaction_kind[i], p_amount[i],
+      v_currency, v_balance - p_sign[i] * p_amount[i], v_balance, 'completed',
+      p_reference[i], p_description[i], p_metadata[i]::jsonb, p_now[i])
+    RETURNING t.seq INTO v_seq;
+    INSERT INTO journal_entries (transaction_seq, account_id, currency, amount)
+    VALUES (v_seq, v_account, v_currency, p_sign[i] * p_amount[i]),
+           (v_seq, v_counter, v_currency, -p_sign[i] * p_amount[i]);
+    o_currency := v_currency;
+    o_balance_after := v_balance;
+    RETURN NEXT;
+  END LOOP;
+END $$
