@@ -6,77 +6,75 @@
 
 One run creates a fresh database, migrates it, starts `kassa serve`, funds the wallets over
 HTTP, drives `POST /v1/wallets/{id}/withdrawals` with wrk ("spread": a random wallet per
-request; "hot": every request on one wallet), reads each worker's peak RSS, stops the server,
-runs `kassa verify`, then runs the PostgreSQL yardstick (../shared/bench/yardstick) with the
-same clients, seconds and wallets, and prints Kassa's figures as a ratio to it. See README.md.
-"""
+request; "hot": every request on one wallet), then the same spread withdrawals through each
+dialect (Salla, WalletAPI, Autional), reads each worker's peak RSS, stops the server, runs
+`kassa verify`, then runs the PostgreSQL yardstick (../shared/bench/yardstick) with the same
+clients, seconds and wallets, and prints Kassa's figures as a ratio to it (and each dialect's
+as a ratio to /v1's). The scenario is here; the machinery it runs on is `harness.py`. See
+README.md."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-YARDSTICK = ROOT.parent / "shared" / "bench" / "yardstick"
-BENCH_DB = "kassa_bench"
-YARDSTICK_DB = "kassa_yardstick"  # the yardstick's own database (see its script)
+from harness import (
+    BENCH_DB,
+    OTHER_CPU_WARN,
+    YARDSTICK,
+    YARDSTICK_DB,
+    BenchError,
+    Figures,
+    OtherCpu,
+    WrkResult,
+    drop_database,
+    free_port,
+    kassa_bin,
+    kassa_json,
+    load_average,
+    log,
+    lua_string,
+    peak_rss_mib,
+    recreate_database,
+    run_kassa,
+    run_wrk,
+    settle_database,
+    start_server,
+    stop_server,
+    wait_healthy,
+    with_database,
+    worker_pids,
+)
+
 WORKLOADS = ("spread", "hot")
+# The same withdrawals (a random wallet per request) through each dialect, measured against
+# /v1's spread in the same run.
+DIALECTS = ("salla", "walletapi", "autional")
+TARGET_DIALECT_RATIO = 0.8
 FUND_AMOUNT = 100_000_000_000  # per spread wallet, in minor units
 HOT_FUND_AMOUNT = 10**14
 FUND_CONCURRENCY = 32
 # Below uvicorn's 5 s keep-alive timeout: with httpx's default (also 5 s) a POST can go out on a
 # connection the server is closing at that moment, and fail with ReadError.
 FUND_KEEPALIVE_S = 1.0
-HEALTH_TIMEOUT_S = 60.0
 WARMUP_SECONDS = 3
-# wrk's default 2 s timeout would drop the slowest requests from the latency figures.
-WRK_TIMEOUT = "30s"
-# Cores other processes may use during a measurement before the figures are called distorted.
-OTHER_CPU_WARN = 0.1
 # Targets at the highest client count (reported, never enforced).
 TARGET_SPREAD_RATIO = 0.4
 TARGET_HOT_RATIO = 1.0
 TARGET_P99_MS = 100.0
-SLOW_STATEMENT_MS = 500
-
-
-class BenchError(Exception):
-    """A step of the benchmark failed; the message says which and why."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Figures:
-    tps: float
-    p50_ms: float
-    p99_ms: float
-
-
-@dataclasses.dataclass(frozen=True)
-class WrkResult:
-    figures: Figures
-    requests: int
-    non2xx: int
-    socket_errors: dict[str, int]
-    other_cpu: float = 0.0  # cores used by other processes meanwhile (see OtherCpu)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,106 +85,6 @@ class Options:
     workers: int
     pg_url: str
     idempotency_keys: bool = False
-
-
-def load_average() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores"
-
-
-def log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-# --- other load on the machine ---------------------------------------------------------------
-
-
-class OtherCpu:
-    """Samples /proc to tell how much CPU processes other than this benchmark's used meanwhile.
-
-    Ours: this process and its descendants (server, workers, wrk, the yardstick's pgbench), and
-    the PostgreSQL backends serving the benchmark's databases; PostgreSQL's own background
-    processes count as ours too. Other = all the CPU the machine spent (/proc/stat) minus ours:
-    another test suite, a build. Figures measured while other load took more than a sliver of
-    a core are not to be trusted. (Our processes' last fraction of a second before they exit
-    lands in "other", which makes it a slight overestimate.)
-    """
-
-    INTERVAL_S = 0.5
-
-    def __init__(self, our_databases: Sequence[str]) -> None:
-        self._ours = frozenset(our_databases)
-        self._tick = float(os.sysconf("SC_CLK_TCK"))
-        self._seen: dict[int, float] = {}
-        self._busy_s = 0.0
-        self._other_s = 0.0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="other-cpu", daemon=True)
-
-    def __enter__(self) -> OtherCpu:
-        self._sample(count=False)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def seconds(self) -> float:
-        """CPU-seconds used by other processes since the start."""
-        with self._lock:
-            return self._other_s
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.INTERVAL_S):
-            self._sample(count=True)
-
-    def _sample(self, *, count: bool) -> None:
-        # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
-        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        busy_s = (sum(ticks) - ticks[3] - ticks[4]) / self._tick
-        procs: dict[int, tuple[int, float]] = {}  # pid -> (ppid, utime + stime in seconds)
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                fields = stat[stat.rindex(")") + 2 :].split()
-                procs[int(entry.name)] = (
-                    int(fields[1]),
-                    (int(fields[11]) + int(fields[12])) / self._tick,
-                )
-        mine = {os.getpid()}
-        grew = True
-        while grew:
-            found = {pid for pid, (ppid, _) in procs.items() if ppid in mine} - mine
-            mine |= found
-            grew = bool(found)
-        ours = 0.0
-        for pid, (_, cpu) in procs.items():
-            # A process first seen now started since the last sample: all its time is new.
-            delta = cpu - self._seen.get(pid, 0.0)
-            if delta > 0 and (pid in mine or self._is_ours(pid)):
-                ours += delta
-        self._seen = {pid: cpu for pid, (_, cpu) in procs.items()}
-        if count:
-            with self._lock:
-                self._other_s += max(0.0, busy_s - self._busy_s - ours)
-        self._busy_s = busy_s
-
-    def _is_ours(self, pid: int) -> bool:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, UnicodeDecodeError):
-            return False
-        if cmdline.startswith("postgres: "):
-            if set(cmdline.split()) & self._ours:
-                return True
-            # A backend or an autovacuum worker names its database; background processes don't.
-            return not ("(" in cmdline or "[local]" in cmdline or "autovacuum worker" in cmdline)
-        return "bin/postgres " in cmdline  # the postmaster
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -227,157 +125,6 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-# --- database --------------------------------------------------------------------------------
-
-
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def recreate_database(admin_url: str) -> None:
-    asyncio.run(
-        _admin(
-            admin_url,
-            f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)",
-            f"CREATE DATABASE {BENCH_DB}",
-            # Statements and lock waits over half a second go to PostgreSQL's log, to explain
-            # a slow tail (this database only).
-            f"ALTER DATABASE {BENCH_DB} SET log_min_duration_statement = {SLOW_STATEMENT_MS}",
-            f"ALTER DATABASE {BENCH_DB} SET log_lock_waits = on",
-        )
-    )
-
-
-def drop_database(admin_url: str) -> None:
-    asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
-
-
-def settle_database(db_url: str) -> None:
-    """What the yardstick does before each measurement: vacuum, then checkpoint."""
-    asyncio.run(_admin(db_url, "VACUUM ANALYZE", "CHECKPOINT"))
-
-
-# --- the kassa CLI ---------------------------------------------------------------------------
-
-
-def kassa_bin() -> Path:
-    found = Path(sys.prefix) / "bin" / "kassa"
-    if found.exists():
-        return found
-    fallback = ROOT / ".venv" / "bin" / "kassa"
-    if fallback.exists():
-        return fallback
-    raise BenchError("kassa executable not found: run 'uv sync' in the project first")
-
-
-def run_kassa(env: Mapping[str, str], *args: str) -> str:
-    proc = subprocess.run(
-        [str(kassa_bin()), *args], env=dict(env), capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise BenchError(
-            f"'kassa {' '.join(args)}' exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
-        )
-    return proc.stdout
-
-
-def kassa_json(env: Mapping[str, str], *args: str) -> dict[str, Any]:
-    out = run_kassa(env, *args)
-    try:
-        value = json.loads(out)
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"'kassa {' '.join(args)}' did not print JSON: {out!r}") from exc
-    if not isinstance(value, dict):
-        raise BenchError(f"'kassa {' '.join(args)}' printed {value!r}, not an object")
-    return value
-
-
-# --- the server ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_server(
-    env: Mapping[str, str], port: int, workers: int, log_file: IO[str]
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(kassa_bin()), "serve", "--workers", str(workers), "--port", str(port)],
-        env=dict(env),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_healthy(server: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise BenchError(f"kassa serve exited {server.returncode} before it was healthy")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"kassa serve was not healthy within {HEALTH_TIMEOUT_S:.0f} s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        log("kassa serve ignored SIGTERM for 30 s; killing it")
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def worker_pids(server_pid: int) -> list[int]:
-    """The uvicorn worker processes: children of `kassa serve` started by multiprocessing spawn."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        match = re.search(r"^PPid:\s+(\d+)$", status, re.MULTILINE)
-        if match and int(match.group(1)) == server_pid and "spawn_main" in cmdline:
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
-def peak_rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
-    if match is None:
-        raise BenchError(f"no VmHWM in /proc/{pid}/status")
-    return int(match.group(1)) / 1024
-
-
 # --- funding ---------------------------------------------------------------------------------
 
 
@@ -400,6 +147,11 @@ async def _create_funded_wallet(
         return wallet_id
 
 
+def customer_id(n: int) -> str:
+    """Digits only, as Salla's customer ids are."""
+    return str(7_000_000_000 + n)
+
+
 async def _fund(base_url: str, key: str, wallets: int) -> tuple[list[str], str]:
     gate = asyncio.Semaphore(FUND_CONCURRENCY)
     limits = httpx.Limits(max_connections=FUND_CONCURRENCY, keepalive_expiry=FUND_KEEPALIVE_S)
@@ -409,11 +161,11 @@ async def _fund(base_url: str, key: str, wallets: int) -> tuple[list[str], str]:
     ) as client:
         spread = await asyncio.gather(
             *(
-                _create_funded_wallet(client, gate, f"bench-{i}", FUND_AMOUNT)
+                _create_funded_wallet(client, gate, customer_id(i), FUND_AMOUNT)
                 for i in range(wallets)
             )
         )
-        hot = await _create_funded_wallet(client, gate, "bench-hot", HOT_FUND_AMOUNT)
+        hot = await _create_funded_wallet(client, gate, customer_id(wallets), HOT_FUND_AMOUNT)
     return list(spread), hot
 
 
@@ -453,10 +205,70 @@ end
 """
 
 
-def lua_string(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_\-. ]*", value):
-        raise BenchError(f"refusing to put {value!r} into a Lua script")
-    return f'"{value}"'
+# Withdrawals through a dialect: a random wallet of `ids` (and its customer, `customers`), an
+# amount in major units of EUR.
+DIALECT_LUA = """\
+-- Generated by benchmarks/withdrawals.py: %(dialect)s withdrawals on a random wallet.
+local ids = {%(ids)s}
+local customers = {%(customers)s}
+local headers = {%(headers)s, ["Content-Type"] = "application/json"}
+local threads = 0
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_no", threads)
+end
+
+function init(args)
+  math.randomseed(os.time() * 100 + (thread_no or 0))
+end
+
+function request()
+  local n = math.random(#ids)
+  local cents = math.random(1000)
+  local major = math.floor(cents / 100) .. "." .. string.format("%%02d", cents %% 100)
+  %(request)s
+end
+"""
+
+DIALECT_REQUESTS = {
+    "salla": (
+        "local body = '{\"customer_id\": ' .. customers[n] .. ', \"amount\": ' .. major .. '}'\n"
+        '  return wrk.format("POST", "/compat/salla/admin/v2/customers/wallets/withdraw",'
+        " headers, body)"
+    ),
+    "walletapi": (
+        "local body = '{\"Id\": \"' .. ids[n] .. '\", \"Amount\": ' .. major .. '}'\n"
+        '  return wrk.format("POST", "/compat/walletapi/api/v1/wallet/withdraw",'
+        " headers, body)"
+    ),
+    "autional": (
+        "local body = '{\"amount\": \"' .. major .. '\"}'\n"
+        '  return wrk.format("POST", "/compat/autional/wallets/" .. customers[n] ..'
+        ' "/withdraw", headers, body)'
+    ),
+}
+
+
+def write_dialect_lua(
+    path: Path, dialect: str, wallet_ids: Sequence[str], key: str, tenant_id: str
+) -> None:
+    if dialect == "walletapi":
+        headers = (
+            f'["apikeypublic"] = {lua_string(key)}, ["apiclientpublic"] = {lua_string(tenant_id)}'
+        )
+    else:
+        headers = f'["Authorization"] = {lua_string(f"Bearer {key}")}'
+    path.write_text(
+        DIALECT_LUA
+        % {
+            "dialect": dialect,
+            "ids": ", ".join(lua_string(i) for i in wallet_ids),
+            "customers": ", ".join(customer_id(n) for n in range(len(wallet_ids))),
+            "headers": headers,
+            "request": DIALECT_REQUESTS[dialect],
+        }
+    )
 
 
 def write_lua(path: Path, wallet_ids: Sequence[str], key: str, *, keyed: bool = False) -> None:
@@ -469,57 +281,6 @@ def write_lua(path: Path, wallet_ids: Sequence[str], key: str, *, keyed: bool = 
             "keyed": "true" if keyed else "false",
         }
     )
-
-
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
-def _ms(number: str, unit: str) -> float:
-    return float(number) * _UNIT_MS[unit]
-
-
-def parse_wrk(output: str) -> WrkResult:
-    def need(pattern: str) -> re.Match[str]:
-        match = re.search(pattern, output, re.MULTILINE)
-        if match is None:
-            raise BenchError(f"wrk output without /{pattern}/:\n{output}")
-        return match
-
-    tps = float(need(r"^Requests/sec:\s+([\d.]+)").group(1))
-    p50 = need(r"^\s+50%\s+([\d.]+)(us|ms|s|m|h)\s*$")
-    p99 = need(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$")
-    requests = int(need(r"^\s+(\d+) requests in").group(1))
-    non2xx_match = re.search(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", output, re.MULTILINE)
-    errors_match = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    socket_errors = dict.fromkeys(("connect", "read", "write", "timeout"), 0)
-    if errors_match:
-        socket_errors = dict(zip(socket_errors, map(int, errors_match.groups()), strict=True))
-    return WrkResult(
-        figures=Figures(tps=tps, p50_ms=_ms(*p50.groups()), p99_ms=_ms(*p99.groups())),
-        requests=requests,
-        non2xx=int(non2xx_match.group(1)) if non2xx_match else 0,
-        socket_errors=socket_errors,
-    )
-
-
-def run_wrk(wrk: str, base_url: str, script: Path, clients: int, seconds: int) -> WrkResult:
-    args = [
-        wrk,
-        f"-t{min(clients, 2)}",
-        f"-c{clients}",
-        f"-d{seconds}s",
-        f"--timeout={WRK_TIMEOUT}",
-        "--latency",
-        "-s",
-        str(script),
-        base_url,
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BenchError(f"wrk exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
-    return parse_wrk(proc.stdout)
 
 
 # --- the yardstick ---------------------------------------------------------------------------
@@ -590,13 +351,16 @@ def measure_kassa(opts: Options, wrk: str, db_url: str, work: Path, other: Other
             spread_ids, hot_id = fund(base_url, key, opts.wallets)
             funding_s = time.monotonic() - began
             log(f"funded {opts.wallets + 1} wallets in {funding_s:.1f} s")
-            scripts = {"spread": work / "spread.lua", "hot": work / "hot.lua"}
+            scripts: dict[str, Path] = {"spread": work / "spread.lua", "hot": work / "hot.lua"}
             write_lua(scripts["spread"], spread_ids, key, keyed=opts.idempotency_keys)
             write_lua(scripts["hot"], [hot_id], key, keyed=opts.idempotency_keys)
+            for dialect in DIALECTS:
+                scripts[dialect] = work / f"{dialect}.lua"
+                write_dialect_lua(scripts[dialect], dialect, spread_ids, key, str(tenant["id"]))
 
             log(f"warm-up: spread, {max(opts.clients)} clients, {WARMUP_SECONDS} s (not reported)")
             run_wrk(wrk, base_url, scripts["spread"], max(opts.clients), WARMUP_SECONDS)
-            for workload in WORKLOADS:
+            for workload in (*WORKLOADS, *DIALECTS):
                 for clients in opts.clients:
                     settle_database(db_url)
                     other_before, began = other.seconds(), time.monotonic()
@@ -663,6 +427,15 @@ def report(
                 f"p50_ms={y.p50_ms:.2f} p99_ms={y.p99_ms:.2f} "
                 f"| ratio={ratio(result.figures, y):.2f} | other_cpu={result.other_cpu:.2f}"
             )
+    for dialect in DIALECTS:
+        for clients in opts.clients:
+            result = run.kassa[(dialect, clients)]
+            v1 = run.kassa[("spread", clients)].figures
+            print(
+                f"{kassa_line(dialect, clients, result)} | /v1 spread tps={v1.tps:.1f} "
+                f"| ratio to /v1={ratio(result.figures, v1):.2f} "
+                f"| other_cpu={result.other_cpu:.2f}"
+            )
     for n, (pid, mib) in enumerate(sorted(run.rss_mib.items()), start=1):
         print(f"rss worker={n} pid={pid} peak_mib={mib:.1f}")
     print(f"yardstick other_cpu={yard_other:.2f} (over all its measurements)")
@@ -699,6 +472,12 @@ def report(
         f"  p99 {worst_p99:.2f} ms (worst of spread, hot) <= {TARGET_P99_MS:.0f} ms: "
         f"{verdict(worst_p99 <= TARGET_P99_MS)}"
     )
+    for dialect in DIALECTS:
+        dialect_ratio = ratio(run.kassa[(dialect, top)].figures, spread)
+        print(
+            f"  {dialect} ratio to /v1 spread {dialect_ratio:.2f} >= {TARGET_DIALECT_RATIO}: "
+            f"{verdict(dialect_ratio >= TARGET_DIALECT_RATIO)}"
+        )
 
 
 def server_log_summary(text: str) -> str | None:

@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from kassa import __version__, compat, workers
+from kassa import __version__, compat, openapi_doc, workers
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
@@ -112,6 +112,8 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(instruments_router)
     app.include_router(payouts_router)
-    for dialect in compat.routers(settings):
+    dialects = compat.routers(settings)
+    for dialect in dialects:
         app.include_router(dialect)
-    return HotPath(app, state)
+    openapi_doc.install(app)
+    return HotPath(app, state, dialects)

@@ -10,7 +10,7 @@ The work waiting in the database comes from the database at each scrape, so ever
 shows it wherever the background workers run: webhook deliveries pending and how late the most
 overdue one is, payouts in each status that is not final, and the payouts and deliveries the
 workers keep failing at (backing off, and stuck: see ``kassa.payouts.failures`` and
-``kassa.webhooks.worker``). Labels never carry a tenant, a wallet or any other id.
+``kassa.webhooks.schedule``). Labels never carry a tenant, a wallet or any other id.
 """
 
 from __future__ import annotations
@@ -19,83 +19,43 @@ import os
 from collections.abc import Iterator
 from datetime import datetime
 
-import prometheus_client
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.kit.metrics import MULTIPROCESS_DIR_ENV
 from kassa.payouts import failures as payout_failures
-from kassa.payouts.tables import payouts
-from kassa.webhooks import worker as webhook_worker
-from kassa.webhooks.tables import DELIVERY_PENDING, webhook_deliveries
+from kassa.payouts import repository as payout_repository
+from kassa.webhooks import queue_repository as webhook_queue
+from kassa.webhooks.schedule import STUCK_AFTER as DELIVERY_STUCK_AFTER
 
-MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OPEN_PAYOUT_STATUSES = ("PREVIEW", "PENDING", "PROCESSING")
-
-prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-
-REQUESTS = Counter(
-    "kassa_http_requests",
-    "HTTP requests answered, by method, route template and status code.",
-    ["method", "route", "status"],
-)
-REQUEST_SECONDS = Histogram(
-    "kassa_http_request_duration_seconds",
-    "Time from a request's arrival to its answer, by method and route template.",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-BATCH_SIZE = Histogram(
-    "kassa_hotpath_batch_size",
-    "Deposits and immediate withdrawals per group-commit statement (PostgreSQL).",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-)
-UNMATCHED = "unmatched"  # the route label of a request no route took (a 404)
-
-
-def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    REQUEST_SECONDS.labels(method, route).observe(seconds)
 
 
 async def backlog(conn: AsyncConnection, now: datetime) -> list[Metric]:
     """The work waiting in the database, as gauges."""
-    pending = (
-        await conn.execute(
-            select(func.count(), func.min(webhook_deliveries.c.next_attempt_at)).where(
-                webhook_deliveries.c.status == DELIVERY_PENDING
-            )
-        )
-    ).one()
+    pending, oldest_due = await webhook_queue.pending_backlog(conn)
     deliveries = GaugeMetricFamily(
         "kassa_webhook_deliveries_pending",
         "Webhook deliveries not yet succeeded, failed or canceled.",
-        value=pending[0],
+        value=pending,
     )
-    overdue = max((now - pending[1]).total_seconds(), 0.0) if pending[1] is not None else 0.0
+    overdue = max((now - oldest_due).total_seconds(), 0.0) if oldest_due is not None else 0.0
     lag = GaugeMetricFamily(
         "kassa_webhook_delivery_lag_seconds",
         "How long the most overdue pending delivery has been due (0 when none is): the "
         "webhook workers are behind when it grows.",
         value=overdue,
     )
-    counted = await conn.execute(
-        select(payouts.c.status, func.count())
-        .where(payouts.c.status.in_(OPEN_PAYOUT_STATUSES))
-        .group_by(payouts.c.status)
-    )
-    counts: dict[str, int] = {status: count for status, count in counted}
+    counts = await payout_repository.count_by_status(conn, OPEN_PAYOUT_STATUSES)
     open_payouts = GaugeMetricFamily(
         "kassa_payouts_open", "Payouts in each status that is not final.", labels=["status"]
     )
@@ -108,7 +68,7 @@ async def _failing(conn: AsyncConnection) -> list[Metric]:
     """The items the background workers keep failing at: any one of them needs a look once it
     is stuck (the same list: ``kassa stuck``)."""
     payouts_failing, payouts_stuck = await payout_failures.counts(conn)
-    deliveries_failing, deliveries_stuck = await webhook_worker.failing_counts(conn)
+    deliveries_failing, deliveries_stuck = await webhook_queue.failing_counts(conn)
     return [
         GaugeMetricFamily(
             "kassa_payouts_failing",
@@ -129,7 +89,7 @@ async def _failing(conn: AsyncConnection) -> list[Metric]:
         ),
         GaugeMetricFamily(
             "kassa_webhook_deliveries_stuck",
-            f"Pending webhook deliveries whose last {webhook_worker.STUCK_AFTER} or more "
+            f"Pending webhook deliveries whose last {DELIVERY_STUCK_AFTER} or more "
             "attempts failed inside Kassa: each needs an operator (kassa stuck).",
             value=deliveries_stuck,
         ),

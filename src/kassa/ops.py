@@ -4,37 +4,104 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kassa import metrics as kassa_metrics
-from kassa.kit.errors import Forbidden, Unauthorized
+from kassa.kit.errors import Forbidden, ServiceUnavailable, Unauthorized
 from kassa.kit.http import bearer_token
+from kassa.kit.openapi import MEANINGS, problem_response
 from kassa.state import app_state
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
+def _status(example: dict[str, str], description: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": list(example),
+        "properties": {name: {"type": "string"} for name in example},
+    }
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema, "example": example}},
+    }
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    response_class=Response,
+    responses={200: _status({"status": "ok"}, "the process is up")},
+)
 async def healthz() -> Response:
     """The process is up."""
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    response_class=Response,
+    responses={
+        200: _status({"status": "ok", "database": "ok"}, "the database answers"),
+        503: _status(
+            {"status": "unavailable", "detail": "ConnectionRefusedError"},
+            "the database does not answer (detail: the kind of failure); ask again after"
+            " `Retry-After` seconds",
+        ),
+    },
+)
 async def readyz(request: Request) -> Response:
-    """The process can reach its database."""
+    """The process can reach its database: for a load balancer's or orchestrator's readiness
+    check (no API key)."""
     try:
         await app_state(request).db.ping()
     except Exception as error:  # noqa: BLE001 - any failure at all means "not ready"
         body = {"status": "unavailable", "detail": type(error).__name__}
-        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+        return Response(
+            orjson.dumps(body),
+            status_code=503,
+            media_type="application/json",
+            headers={"Retry-After": str(ServiceUnavailable.retry_after)},
+        )
     return Response(b'{"status":"ok","database":"ok"}', media_type="application/json")
 
 
-@router.get("/metrics", responses={200: {"content": {kassa_metrics.CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the text exposition format",
+            "content": {
+                kassa_metrics.CONTENT_TYPE: {
+                    "schema": {"type": "string"},
+                    "example": "kassa_webhook_deliveries_pending 0.0\n",
+                }
+            },
+        },
+        401: problem_response("KASSA_METRICS_TOKEN is set and the bearer token is not it"),
+        403: problem_response("KASSA_METRICS_TOKEN is not set and the client is not local"),
+        503: problem_response(MEANINGS[503]),
+    },
+    openapi_extra={
+        "security": [{}, {"MetricsToken": []}],
+        "x-components": {
+            "securitySchemes": {
+                "MetricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the token in KASSA_METRICS_TOKEN (not an API key)",
+                }
+            }
+        },
+    },
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (text exposition format): with ``KASSA_METRICS_TOKEN`` set, only for
     ``Authorization: Bearer <that token>``; without it, only for clients on this machine."""

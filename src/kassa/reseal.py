@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.tables import tenants
 from kassa.idempotency.tables import idempotency_keys
 from kassa.kit.db import Database
-from kassa.webhooks.secrets import SecretBox, SecretKeyError
+from kassa.kit.secretbox import SecretBox, SecretKeyError
 from kassa.webhooks.tables import webhook_endpoints
 
 

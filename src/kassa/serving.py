@@ -119,7 +119,7 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
     if workers == 1:
         uvicorn.run(APP, **options)
         return
-    from kassa import metrics
+    from kassa.kit import metrics
 
     # The workers add up their metrics through files (kassa.metrics); they read this at start.
     given = os.environ.get(metrics.MULTIPROCESS_DIR_ENV)

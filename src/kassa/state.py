@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.kit.clock import Clock
 from kassa.kit.db import Database
-from kassa.payouts.connectors import Connector
-from kassa.webhooks.secrets import SecretBox
+from kassa.kit.secretbox import SecretBox
+
+if TYPE_CHECKING:  # what the app puts here; the domains import this module, not the reverse
+    from kassa.auth.service import Authenticator
+    from kassa.payouts.connectors import Connector
 
 
 @dataclass

@@ -15,11 +15,12 @@ from datetime import timedelta
 from kassa.config import Settings
 from kassa.kit.clock import Clock
 from kassa.kit.db import Backend, Database
+from kassa.kit.secretbox import SecretBox
 from kassa.payouts import failures as payout_failures
 from kassa.payouts.connectors import Connector, Manual, Sandbox
+from kassa.payouts.repository import StuckPayout
 from kassa.payouts.worker import PayoutWorker
-from kassa.webhooks import worker as webhook_worker
-from kassa.webhooks.secrets import SecretBox
+from kassa.webhooks import queue_repository as webhook_queue
 from kassa.webhooks.worker import Worker
 
 
@@ -66,8 +67,8 @@ async def run(
 class Stuck:
     """What the background work keeps failing at, for an operator."""
 
-    payouts: list[payout_failures.StuckPayout]
-    deliveries: list[webhook_worker.StuckDelivery]
+    payouts: list[StuckPayout]
+    deliveries: list[webhook_queue.StuckDelivery]
 
 
 async def stuck(db: Database, limit: int) -> Stuck:
@@ -75,5 +76,5 @@ async def stuck(db: Database, limit: int) -> Stuck:
     async with db.read() as conn:
         return Stuck(
             payouts=await payout_failures.stuck(conn, limit),
-            deliveries=await webhook_worker.stuck_deliveries(conn, limit),
+            deliveries=await webhook_queue.stuck_deliveries(conn, limit),
         )

@@ -16,7 +16,7 @@ from kassa.app import create_app
 from kassa.auth.tables import tenants
 from kassa.config import Settings
 from kassa.kit.db import Database
-from kassa.webhooks.secrets import new_operator_key
+from kassa.kit.secretbox import new_operator_key
 from tests.helpers import KassaServer, TenantKey, make_tenant
 from tests.payouts.conftest import CARD, IBAN, add_instrument
 

@@ -24,7 +24,7 @@ from kassa.kit.db import Database
 from kassa.ledger.tables import journal_transactions
 from kassa.ledger.verify import verify
 from kassa.payouts.connectors import Connector, Manual, PayoutRef, Sandbox, Submitted
-from kassa.payouts.service import RECOVER_AFTER
+from kassa.payouts.lifecycle import RECOVER_AFTER
 from kassa.payouts.tables import sandbox_submissions
 from kassa.payouts.worker import PayoutWorker
 from tests.helpers import make_tenant, start_server

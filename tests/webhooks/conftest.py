@@ -16,7 +16,7 @@ from kassa.app import create_app
 from kassa.config import Settings
 from kassa.kit.clock import FrozenClock
 from kassa.kit.db import Database
-from kassa.webhooks.secrets import SecretBox
+from kassa.kit.secretbox import SecretBox
 from kassa.webhooks.worker import Worker
 from tests.helpers import TEST_SECRET_KEY, TenantKey, make_tenant
 from tests.webhooks.receiver import Receiver, running_receiver

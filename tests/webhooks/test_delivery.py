@@ -11,9 +11,10 @@ import httpx
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from kassa.webhooks.secrets import SecretBox, new_operator_key
+from kassa.kit.secretbox import SecretBox, new_operator_key
+from kassa.webhooks.schedule import MAX_ATTEMPTS, RETRY_SCHEDULE
 from kassa.webhooks.tables import webhook_attempts
-from kassa.webhooks.worker import MAX_ATTEMPTS, RETRY_SCHEDULE, Worker
+from kassa.webhooks.worker import Worker
 from tests.helpers import create_wallet, deposit, free_port
 from tests.webhooks.conftest import LOOPBACK, Hooks
 from tests.webhooks.receiver import Received, Receiver, Reply

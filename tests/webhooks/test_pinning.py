@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from kassa.kit.secretbox import SecretBox
 from kassa.webhooks import urls
-from kassa.webhooks.secrets import SecretBox
 from kassa.webhooks.tables import webhook_endpoints
 from kassa.webhooks.worker import Worker
 from tests.helpers import TEST_SECRET_KEY, create_wallet

@@ -13,7 +13,7 @@ import httpx
 
 from kassa.app import create_app
 from kassa.config import Settings
-from kassa.webhooks.secrets import SecretBox, new_operator_key
+from kassa.kit.secretbox import SecretBox, new_operator_key
 from kassa.webhooks.worker import Worker
 from tests.helpers import TEST_SECRET_KEY, create_wallet, kassa_env
 from tests.payouts.conftest import IBAN

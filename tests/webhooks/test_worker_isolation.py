@@ -22,9 +22,10 @@ from structlog.testing import capture_logs
 
 from kassa.events.tables import events
 from kassa.kit.clock import isoformat
-from kassa.webhooks.secrets import SecretBox
+from kassa.kit.secretbox import SecretBox
+from kassa.webhooks.schedule import RETRY_SCHEDULE, STUCK_AFTER
+from kassa.webhooks.sending import INTERNAL_FAILURE
 from kassa.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
-from kassa.webhooks.worker import INTERNAL_FAILURE, RETRY_SCHEDULE, STUCK_AFTER
 from tests.helpers import TEST_SECRET_KEY, create_wallet, deposit, run_cli
 from tests.test_metrics import gauge, samples_of
 from tests.webhooks.conftest import Hooks

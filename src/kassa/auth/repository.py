@@ -29,7 +29,13 @@ async def insert_key(conn: AsyncConnection, values: dict[str, Any]) -> None:
 
 
 async def key_by_prefix(conn: AsyncConnection, prefix: str) -> Row[Any] | None:
-    return (await conn.execute(select(api_keys).where(api_keys.c.prefix == prefix))).first()
+    """The key with its tenant's default currency and time zone."""
+    statement = (
+        select(api_keys, tenants.c.default_currency, tenants.c.timezone)
+        .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+        .where(api_keys.c.prefix == prefix)
+    )
+    return (await conn.execute(statement)).first()
 
 
 async def list_keys(conn: AsyncConnection, tenant_id: uuid.UUID) -> Sequence[Row[Any]]:

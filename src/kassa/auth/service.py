@@ -38,6 +38,10 @@ class Principal:
     tenant_id: uuid.UUID
     key_id: uuid.UUID
     scopes: frozenset[str]
+    # The tenant's settings that never change after it is created (dialects need them on
+    # every request; loaded with the key, so they cost no read of their own).
+    currency: str
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,13 @@ class Authenticator:
             return None
         principal = None
         if row.revoked_at is None:
-            principal = Principal(row.tenant_id, row.id, expand(frozenset(row.scopes.split())))
+            principal = Principal(
+                row.tenant_id,
+                row.id,
+                expand(frozenset(row.scopes.split())),
+                row.default_currency,
+                row.timezone,
+            )
         cached = _CachedKey(principal, row.key_hash, time.monotonic())
         if self._cache_seconds > 0:
             self._cache[prefix] = cached

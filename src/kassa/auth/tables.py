@@ -11,7 +11,7 @@ tenants = Table(
     Column("timezone", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     # The key of the tenant's instrument fingerprints (random, made on first use), encrypted
-    # with the operator's key (kassa.webhooks.secrets).
+    # with the operator's key (kassa.kit.secretbox).
     Column("fingerprint_key", LargeBinary, nullable=True),
 )
 

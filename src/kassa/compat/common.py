@@ -13,17 +13,16 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from kassa.auth import service as auth
-from kassa.auth.service import Principal, Tenant
+from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
-from kassa.kit.errors import KassaError, ServiceUnavailable
+from kassa.kit.errors import KassaError, NotFound, ServiceUnavailable
 from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.money import minor_to_major
 from kassa.kit.problem import Rendered, register_error_renderer
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import AppState
-from kassa.wallets import movements
-from kassa.wallets import service as wallets
+from kassa.wallets import lookup, movements
+from kassa.wallets.money import WalletRef
 from kassa.wallets.schemas import WalletOut
 
 
@@ -71,36 +70,17 @@ def register_renderer(base: str, render_error: Callable[[KassaError], idempotenc
     register_error_renderer(base, render)
 
 
-def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-async def tenant_of(state: AppState, principal: Principal) -> Tenant:
-    async with state.db.read() as conn:
-        return await auth.get_tenant(conn, principal.tenant_id)
-
-
 async def wallet_by_customer(
     state: AppState, tenant_id: uuid.UUID, customer_id: str, currency: str
-) -> WalletOut | None:
-    now = state.clock.now()
-    async with state.db.read() as conn:
-        page = await wallets.list_wallets(
-            conn,
-            tenant_id,
-            customer_id=customer_id,
-            currency=currency,
-            starting_after=None,
-            limit=1,
-            now=now,
-        )
-    return page.data[0] if page.data else None
+) -> WalletRef | None:
+    return await lookup.find(state.db, tenant_id, customer_id=customer_id, currency=currency)
 
 
-async def wallet_by_id(state: AppState, tenant_id: uuid.UUID, wallet_id: uuid.UUID) -> WalletOut:
-    async with state.db.read() as conn:
-        return await wallets.get_wallet(conn, tenant_id, wallet_id, state.clock.now())
+async def wallet_by_id(state: AppState, tenant_id: uuid.UUID, wallet_id: uuid.UUID) -> WalletRef:
+    found = await lookup.find(state.db, tenant_id, wallet_id=wallet_id)
+    if found is None:
+        raise NotFound(f"wallet {wallet_id} not found")
+    return found
 
 
 @dataclass(frozen=True)
@@ -108,7 +88,7 @@ class Move:
     """A dialect's deposit or withdrawal, once its body is understood."""
 
     movement: movements.Movement
-    wallet: WalletOut  # as read before the move
+    wallet: WalletRef
     amount: int  # minor units
     reference: str | None
     description: str | None

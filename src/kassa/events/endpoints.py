@@ -19,7 +19,7 @@ from kassa.state import app_state
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(refuse_unknown_query)])
 
 
-@router.get("/events", **doc(Page[EventOut], 200, 404, 422))
+@router.get("/events", **doc(Page[EventOut], 200, 404, 422, summary="List events"))
 async def list_events(
     request: Request,
     principal: EventsRead,
@@ -27,6 +27,8 @@ async def list_events(
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
+    """Every state change of the tenant's wallets and payouts, newest first, as webhooks send
+    them; optionally of one type."""
     state = app_state(request)
     after = parse_id(starting_after, "event") if starting_after else None
     async with state.db.read() as conn:
@@ -36,8 +38,9 @@ async def list_events(
     return json_response(page)
 
 
-@router.get("/events/{event_id}", **doc(EventOut, 200, 404))
+@router.get("/events/{event_id}", **doc(EventOut, 200, 404, summary="Get an event"))
 async def get_event(request: Request, event_id: str, principal: EventsRead) -> Response:
+    """One event, with the object it is about as it was then."""
     state = app_state(request)
     async with state.db.read() as conn:
         event = await service.get_event(conn, principal.tenant_id, parse_id(event_id, "event"))

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy.engine import Row
 
 from kassa.ledger.schemas import Timestamp
+
+if TYPE_CHECKING:
+    from kassa.events.repository import Event
 
 EventType = Literal[
     "wallet.created",
@@ -31,5 +33,5 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> EventOut:
+    def from_row(cls, row: Event) -> EventOut:
         return cls(id=row.id, type=row.type, created_at=row.created_at, data=row.data)

@@ -19,15 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.idempotency import repository
 from kassa.idempotency.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
 )
-from kassa.idempotency.tables import idempotency_keys
 from kassa.kit.db import Database
 from kassa.kit.errors import KassaError
 from kassa.kit.http import JSON_MEDIA_TYPE
@@ -117,21 +116,9 @@ async def run(
             status, model = await work(conn)
         return Answer(status, JSON_MEDIA_TYPE, _body(model))
     async with db.write() as conn:
-        if conn.dialect.name == "postgresql":
-            locked = await conn.scalar(
-                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 0))"),
-                {"lock": f"idempotency:{key.tenant_id}:{key.value}"},
-            )
-            if not locked:
-                raise IdempotencyKeyInUse(f"a request with key {key.value!r} is in flight")
-        stored = (
-            await conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.tenant_id == key.tenant_id,
-                    idempotency_keys.c.key == key.value,
-                )
-            )
-        ).first()
+        if not await repository.try_lock(conn, key.tenant_id, key.value):
+            raise IdempotencyKeyInUse(f"a request with key {key.value!r} is in flight")
+        stored = await repository.stored_answer(conn, key.tenant_id, key.value)
         if stored is not None and stored.expires_at > now:
             if stored.fingerprint != key.fingerprint:
                 raise IdempotencyKeyReused(
@@ -144,12 +131,7 @@ async def run(
                 body = box.open(body)
             return Answer(stored.status_code, stored.media_type, body, [REPLAYED_HEADER])
         if stored is not None:  # expired: the key is free again
-            await conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.tenant_id == key.tenant_id,
-                    idempotency_keys.c.key == key.value,
-                )
-            )
+            await repository.delete_answer(conn, key.tenant_id, key.value)
         try:
             async with conn.begin_nested():
                 status, model = await work(conn)
@@ -158,26 +140,19 @@ async def run(
             if error.status >= 500:
                 raise  # not the request's fault: nothing is stored, so a retry may do it
             answer = render_error(error)
-        await conn.execute(
-            insert(idempotency_keys).values(
-                tenant_id=key.tenant_id,
-                key=key.value,
-                fingerprint=key.fingerprint,
-                status_code=answer.status,
-                media_type=answer.media_type,
-                body=answer.body if box is None else box.seal(answer.body),
-                sealed=box is not None,
-                created_at=now,
-                expires_at=now + ttl,
-            )
+        kept = repository.StoredAnswer(
+            fingerprint=key.fingerprint,
+            status_code=answer.status,
+            media_type=answer.media_type,
+            body=answer.body if box is None else box.seal(answer.body),
+            sealed=box is not None,
+            expires_at=now + ttl,
         )
+        await repository.insert_answer(conn, key.tenant_id, key.value, kept, now)
     return answer
 
 
 async def sweep(db: Database, now: datetime) -> int:
     """Delete expired keys; how many went."""
     async with db.write() as conn:
-        result = await conn.execute(
-            delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now)
-        )
-    return int(result.rowcount or 0)
+        return await repository.delete_expired(conn, now)

@@ -27,7 +27,17 @@ router = APIRouter(
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
 
-@router.post("", openapi_extra=body_schema(NewInstrument), **doc(InstrumentOut, 201, 422, 503))
+@router.post(
+    "",
+    openapi_extra=body_schema(NewInstrument),
+    **doc(
+        InstrumentOut,
+        201,
+        422,
+        (503, "Kassa cannot open its stored secrets (`secrets_unavailable`)"),
+        summary="Add a payment instrument",
+    ),
+)
 async def create_instrument(
     request: Request, customer_id: CustomerId, principal: PayoutsWrite
 ) -> Response:
@@ -44,20 +54,22 @@ async def create_instrument(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("", **doc(Page[InstrumentOut], 200, 422))
+@router.get("", **doc(Page[InstrumentOut], 200, 422, summary="List a customer's instruments"))
 async def list_instruments(
     request: Request, customer_id: CustomerId, principal: PayoutsRead, limit: Limit = DEFAULT_LIMIT
 ) -> Response:
+    """The customer's bank accounts and cards, newest first (masked)."""
     state = app_state(request)
     async with state.db.read() as conn:
         page = await service.list_instruments(conn, principal.tenant_id, customer_id, limit)
     return json_response(page)
 
 
-@router.get("/{instrument_id}", **doc(InstrumentOut, 200, 404))
+@router.get("/{instrument_id}", **doc(InstrumentOut, 200, 404, summary="Get an instrument"))
 async def get_instrument(
     request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsRead
 ) -> Response:
+    """One of the customer's instruments (masked)."""
     state = app_state(request)
     async with state.db.read() as conn:
         found = await service.get(
@@ -66,7 +78,9 @@ async def get_instrument(
     return json_response(found)
 
 
-@router.post("/{instrument_id}/verify", **doc(InstrumentOut, 200, 404))
+@router.post(
+    "/{instrument_id}/verify", **doc(InstrumentOut, 200, 404, summary="Verify an instrument")
+)
 async def verify_instrument(
     request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
 ) -> Response:
@@ -82,10 +96,13 @@ async def verify_instrument(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.delete("/{instrument_id}", **doc(DeletedInstrument, 200, 404))
+@router.delete(
+    "/{instrument_id}", **doc(DeletedInstrument, 200, 404, summary="Delete an instrument")
+)
 async def delete_instrument(
     request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
 ) -> Response:
+    """Remove the instrument: no new payout can use it; payouts made with it keep it."""
     raw = await read_body(request)
     state = app_state(request)
     now, instrument = state.clock.now(), parse_id(instrument_id, "payment instrument")

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Row
 
 from kassa.kit.fields import Text255
 from kassa.ledger.schemas import Timestamp
+
+if TYPE_CHECKING:
+    from kassa.instruments.repository import Instrument
 
 InstrumentType = Literal[
     "SEPA_BANK_ACCOUNT", "UK_BANK_ACCOUNT", "US_BANK_ACCOUNT", "CCI_BANK_ACCOUNT", "CARD"
@@ -67,7 +69,7 @@ class InstrumentOut(BaseModel):
     verified_at: Timestamp | None
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> InstrumentOut:
+    def from_row(cls, row: Instrument) -> InstrumentOut:
         return cls(
             id=row.id,
             customer_id=row.customer_id,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -23,19 +23,10 @@ from sqlalchemy.types import TypeDecorator
 
 from kassa.kit import dberrors
 from kassa.kit.dburl import DEFAULT_DATABASE_URL, Backend, DatabaseUrl
+from kassa.kit.metadata import metadata
 
 __all__ = ["DEFAULT_DATABASE_URL", "Backend", "Database", "DatabaseUrl", "metadata"]
 
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
 
 # A 64-bit key that is SQLite's rowid there (so it autoincrements) and bigint on PostgreSQL.
 SeqKey = BigInteger().with_variant(Integer(), "sqlite")

@@ -48,7 +48,7 @@ def _sqlite_names() -> dict[str, str]:
     errors are rare, and every table is known by the time one is written)."""
     from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
 
-    from kassa.kit.db import metadata
+    from kassa.kit.metadata import metadata
 
     names: dict[str, str] = {}
     for table in metadata.tables.values():

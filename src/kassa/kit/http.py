@@ -8,7 +8,7 @@ they are read whole. Pydantic then validates the parsed object in Python mode.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -176,11 +176,13 @@ def parse_json(body: bytes, model: type[ModelT], *, empty_ok: bool = False) -> M
     return validate(model, loads(body))
 
 
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a JSON body that an endpoint parses itself."""
+def body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body that an endpoint parses itself (``required``
+    False: it may be left out, as ``parse_json(..., empty_ok=True)`` allows). The model's
+    nested ``$defs`` are moved to the document's components by ``kassa.openapi_doc``."""
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {JSON_MEDIA_TYPE: {"schema": model.model_json_schema()}},
         }
     }
@@ -188,3 +190,18 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status_code, media_type=JSON_MEDIA_TYPE)
+
+
+_DirectEndpoint = TypeVar("_DirectEndpoint", bound=Callable[..., Awaitable[Any]])
+
+
+def direct(endpoint: _DirectEndpoint) -> _DirectEndpoint:
+    """Mark a POST endpoint to be served by the app's ASGI front (``wallets.hotpath``) without
+    FastAPI's layers: it must take only the request and string path parameters, use no
+    dependencies, and return its response."""
+    endpoint.__dict__["kassa_direct"] = True
+    return endpoint
+
+
+def is_direct(endpoint: Callable[..., Any]) -> bool:
+    return bool(getattr(endpoint, "__dict__", {}).get("kassa_direct"))

@@ -81,10 +81,6 @@ def problem_json(error: KassaError) -> bytes:
 BUG_DETAIL = "Kassa hit a bug; it was logged."
 
 
-def internal_error_body() -> bytes:
-    return problem_json(InternalError(BUG_DETAIL))
-
-
 def render_error(path: str, error: KassaError) -> Rendered:
     """The answer to a request for ``path`` that failed with ``error``: an outage or a bug in
     the shape of the dialect that serves ``path``, if one registered a renderer; otherwise the

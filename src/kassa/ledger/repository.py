@@ -221,12 +221,6 @@ async def get_hold(
     ).first()
 
 
-async def transaction_by_seq(conn: AsyncConnection, seq: int) -> Row[Any]:
-    return (
-        await conn.execute(select(journal_transactions).where(journal_transactions.c.seq == seq))
-    ).one()
-
-
 async def account_entry_sum(conn: AsyncConnection, account_id: int) -> int:
     total = await conn.scalar(
         select(func.coalesce(func.sum(journal_entries.c.amount), 0)).where(

@@ -25,8 +25,6 @@ from kassa.ledger.errors import duplicate_reference
 
 WALLET_ACCOUNT_KINDS = ("cash", "gift")
 SYSTEM_ACCOUNT_KINDS = ("funding", "payouts_clearing", "fees")
-TRANSACTION_KINDS = ("deposit", "gift", "withdrawal", "fee", "reversal")
-HOLD_STATUSES = ("open", "captured", "released", "expired")
 
 accounts = Table(
     "accounts",

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from kassa.kit.db import Database
-from kassa.payouts.tables import sandbox_submissions
+from kassa.payouts import repository
 
 
 @dataclass(frozen=True)
@@ -89,9 +88,7 @@ class Sandbox:
     async def submit(self, payout: PayoutRef, now: datetime) -> Submitted:
         try:
             async with self.db.write() as conn:
-                await conn.execute(
-                    insert(sandbox_submissions).values(payout_id=payout.id, submitted_at=now)
-                )
+                await repository.insert_sandbox_submission(conn, payout.id, now)
         except IntegrityError:
             pass  # submitted before: the rail keys payouts by id
         submitted_at = await self._submitted_at(payout) or now
@@ -99,12 +96,7 @@ class Sandbox:
 
     async def _submitted_at(self, payout: PayoutRef) -> datetime | None:
         async with self.db.read() as conn:
-            found: datetime | None = await conn.scalar(
-                select(sandbox_submissions.c.submitted_at).where(
-                    sandbox_submissions.c.payout_id == payout.id
-                )
-            )
-        return found
+            return await repository.sandbox_submitted_at(conn, payout.id)
 
     async def _outcome(self, payout: PayoutRef, now: datetime, asked: bool) -> Outcome:
         submitted_at = await self._submitted_at(payout)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from datetime import timedelta
 from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -16,29 +13,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.deps import PayoutsRead, PayoutsWrite
 from kassa.idempotency.http import respond
 from kassa.idempotency.service import REPLAYED_HEADER
-from kassa.kit.dberrors import error_summary
+from kassa.kit.errors import Forbidden
 from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.payouts import service
+from kassa.payouts import lifecycle, options, rails
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
-from kassa.state import AppState, app_state
+from kassa.state import app_state
 
 router = APIRouter(prefix="/v1", tags=["payouts"], dependencies=[Depends(refuse_unknown_query)])
-log = structlog.get_logger("kassa.payouts")
-CONNECTOR_TIMEOUT_SECONDS = 10.0
+SETTLE_SCOPE = "payouts:settle"
 
 
-@router.get("/payment-options", **doc(PaymentOptions, 200))
+@router.get("/payment-options", **doc(PaymentOptions, 200, summary="Get payment options"))
 async def get_payment_options(request: Request, principal: PayoutsRead) -> Response:
+    """How the tenant's customers can be paid out: each option's instruments, currencies,
+    limits, fee and rail, and how long a PENDING payout may wait."""
     state = app_state(request)
     async with state.db.read() as conn:
-        return json_response(await service.get_options(conn, principal.tenant_id))
+        return json_response(await options.get_options(conn, principal.tenant_id))
 
 
 @router.put(
-    "/payment-options", openapi_extra=body_schema(PaymentOptions), **doc(PaymentOptions, 200, 422)
+    "/payment-options",
+    openapi_extra=body_schema(PaymentOptions),
+    **doc(PaymentOptions, 200, 422, summary="Replace payment options"),
 )
 async def put_payment_options(request: Request, principal: PayoutsWrite) -> Response:
     """Replace the tenant's payment options (and its pending TTL) as a whole."""
@@ -48,12 +48,31 @@ async def put_payment_options(request: Request, principal: PayoutsWrite) -> Resp
     now = state.clock.now()
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 200, await service.put_options(conn, principal.tenant_id, body, now)
+        return 200, await options.put_options(conn, principal.tenant_id, body, now)
 
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.post("/payouts", openapi_extra=body_schema(NewPayout), **doc(PayoutOut, 201, 404, 409, 422))
+@router.post(
+    "/payouts",
+    openapi_extra=body_schema(NewPayout),
+    **doc(
+        PayoutOut,
+        201,
+        404,
+        (
+            409,
+            "the instrument is not verified (`instrument_not_verified`), the wallet is frozen"
+            " or closed, or the reference was used",
+        ),
+        (
+            422,
+            "the payment option is unknown or refuses this payout (`unknown_payment_option`,"
+            " `payment_option_refused`)",
+        ),
+        summary="Create a payout",
+    ),
+)
 async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
     """A payout in PREVIEW: its fee is fixed and shown; no money moves until PENDING."""
     raw = await read_body(request)
@@ -63,12 +82,12 @@ async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
     ttl = timedelta(minutes=state.settings.payout_preview_minutes)
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 201, await service.create(conn, principal.tenant_id, body, now, ttl)
+        return 201, await lifecycle.create(conn, principal.tenant_id, body, now, ttl)
 
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("/payouts", **doc(Page[PayoutOut], 200, 404, 422))
+@router.get("/payouts", **doc(Page[PayoutOut], 200, 404, 422, summary="List payouts"))
 async def list_payouts(
     request: Request,
     principal: PayoutsRead,
@@ -78,11 +97,12 @@ async def list_payouts(
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
+    """The tenant's payouts, newest first, optionally by status, customer or wallet."""
     state = app_state(request)
     after = parse_id(starting_after, "payout") if starting_after else None
     wallet = parse_id(wallet_id, "wallet") if wallet_id else None
     async with state.db.read() as conn:
-        page = await service.list_payouts(
+        page = await lifecycle.list_payouts(
             conn,
             principal.tenant_id,
             status=status,
@@ -94,18 +114,30 @@ async def list_payouts(
     return json_response(page)
 
 
-@router.get("/payouts/{payout_id}", **doc(PayoutOut, 200, 404))
+@router.get("/payouts/{payout_id}", **doc(PayoutOut, 200, 404, summary="Get a payout"))
 async def get_payout(request: Request, payout_id: str, principal: PayoutsRead) -> Response:
+    """A payout with its fees, its status history and the statuses it may move to."""
     state = app_state(request)
     async with state.db.read() as conn:
-        found = await service.get(conn, principal.tenant_id, parse_id(payout_id, "payout"))
+        found = await lifecycle.get(conn, principal.tenant_id, parse_id(payout_id, "payout"))
     return json_response(found)
 
 
 @router.post(
     "/payouts/{payout_id}/status",
     openapi_extra=body_schema(StatusChange),
-    **doc(PayoutOut, 200, 404, 409, 422),
+    **doc(
+        PayoutOut,
+        200,
+        404,
+        (
+            409,
+            "the payout cannot move there (`invalid_status_transition`, `payout_expired`),"
+            " or the wallet lacks the funds (`insufficient_funds`)",
+        ),
+        422,
+        summary="Move a payout",
+    ),
 )
 async def change_status(request: Request, payout_id: str, principal: PayoutsWrite) -> Response:
     """Move the payout to one of its ``next_status``. PENDING places the hold, CANCELLED
@@ -116,40 +148,22 @@ async def change_status(request: Request, payout_id: str, principal: PayoutsWrit
     now, payout = state.clock.now(), parse_id(payout_id, "payout")
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        changed = await service.change_status(
-            conn, principal.tenant_id, payout, body.status, body.reason, now, principal.scopes
+        if body.status in lifecycle.MANUAL_OUTCOMES and SETTLE_SCOPE not in principal.scopes:
+            # Refused where the outcome could be posted now; a payout not found, or not
+            # awaiting its outcome, answers as it does for any key.
+            current = await lifecycle.get(conn, principal.tenant_id, payout)
+            if body.status in current.next_status:
+                raise Forbidden(f"posting a payout's outcome needs the scope {SETTLE_SCOPE}")
+        changed = await lifecycle.change_status(
+            conn, principal.tenant_id, payout, body.status, body.reason, now
         )
         return 200, changed
 
     response = await respond(request, state, principal, raw, now, work)
     if body.status == "PROCESSING" and response.status_code == 200 and not _replayed(response):
-        await _submit(state, principal.tenant_id, payout)
+        await rails.submit(state.db, state.connectors, state.clock, principal.tenant_id, payout)
     return response
 
 
 def _replayed(response: Response) -> bool:
     return response.headers.get(REPLAYED_HEADER[0]) == REPLAYED_HEADER[1]
-
-
-async def _submit(state: AppState, tenant_id: uuid.UUID, payout_id: uuid.UUID) -> None:
-    """Hand a payout that just became PROCESSING to its connector, outside any transaction. If
-    the connector fails or times out, the payout stays PROCESSING and the worker recovers it."""
-    async with state.db.read() as conn:
-        payout = await service.processing_ref(conn, tenant_id, payout_id)
-    connector = state.connectors.get(payout.connector)
-    if connector is None:
-        log.error("payout_connector_unknown", payout_id=str(payout_id), name=payout.connector)
-        return
-    try:
-        async with asyncio.timeout(CONNECTOR_TIMEOUT_SECONDS):
-            submitted = await connector.submit(payout.ref, state.clock.now())
-    except Exception as error:  # noqa: BLE001 - whatever the rail does, the worker recovers
-        # The kind of failure only: a rail's message may quote the payout's details.
-        log.warning(
-            "payout_submit_failed",
-            payout_id=str(payout_id),
-            error=error_summary("submit", error),
-        )
-        return
-    async with state.db.write() as conn:
-        await service.record_submission(conn, payout_id, submitted)

@@ -18,11 +18,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.kit.dberrors import ERROR_CHARS
-from kassa.payouts.tables import payouts
+from kassa.payouts import repository
+from kassa.payouts.repository import StuckPayout
 
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
@@ -51,101 +51,37 @@ async def record(
 ) -> Failure | None:
     """Count one more failure and push the payout's next try out; None if the payout is final
     or gone, or no longer due (another worker counted this step, or succeeded)."""
-    statement = select(
-        payouts.c.status,
-        payouts.c.next_check_at,
-        payouts.c.worker_failures,
-        payouts.c.worker_failing_since,
-        payouts.c.worker_retry_at,
-    ).where(payouts.c.id == payout_id)
-    if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    row = (await conn.execute(statement)).first()
-    if row is None or row.status not in OPEN_STATUSES:
+    state = await repository.failure_state(conn, payout_id)
+    if state is None or state.status not in OPEN_STATUSES:
         return None
     # No longer due: another worker moved it on (failed and backed off, or succeeded) since.
-    due_at = row.next_check_at if row.status == "PROCESSING" else row.worker_retry_at
+    due_at = state.next_check_at if state.status == "PROCESSING" else state.worker_retry_at
     if due_at is not None and due_at > now:
         return None
-    failures = row.worker_failures + 1
+    failures = state.worker_failures + 1
     retry_at = now + retry_delay(failures)
     values = {
         "worker_failures": failures,
         "worker_error": error[:ERROR_CHARS],
-        "worker_failing_since": row.worker_failing_since or now,
+        "worker_failing_since": state.worker_failing_since or now,
         "worker_retry_at": retry_at,
     }
-    if row.status == "PROCESSING":
+    if state.status == "PROCESSING":
         values["next_check_at"] = retry_at  # the worker asks the rail again then, not before
-    await conn.execute(update(payouts).where(payouts.c.id == payout_id).values(**values))
+    await repository.update_payout(conn, payout_id, values)
     return Failure(failures, retry_at)
 
 
 async def clear(conn: AsyncConnection, payout_id: uuid.UUID) -> None:
     """The worker succeeded at the payout: it is no longer failing."""
-    await conn.execute(
-        update(payouts)
-        .where(payouts.c.id == payout_id, payouts.c.worker_failures > 0)
-        .values(
-            worker_failures=0,
-            worker_error=None,
-            worker_failing_since=None,
-            worker_retry_at=None,
-        )
-    )
-
-
-@dataclass(frozen=True)
-class StuckPayout:
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    status: str
-    connector: str
-    failures: int
-    last_error: str | None
-    failing_since: datetime | None
-    next_attempt_at: datetime | None
-
-
-def _failing(at_least: int = 1) -> list[ColumnElement[bool]]:
-    # ``worker_failures > 0`` as written lets SQLite use the partial index too.
-    return [
-        payouts.c.worker_failures > 0,
-        payouts.c.worker_failures >= at_least,
-        payouts.c.status.in_(OPEN_STATUSES),
-    ]
+    await repository.clear_failures(conn, payout_id)
 
 
 async def stuck(conn: AsyncConnection, limit: int) -> list[StuckPayout]:
     """The stuck payouts, longest failing first."""
-    rows = await conn.execute(
-        select(
-            payouts.c.id,
-            payouts.c.tenant_id,
-            payouts.c.status,
-            payouts.c.connector,
-            payouts.c.worker_failures,
-            payouts.c.worker_error,
-            payouts.c.worker_failing_since,
-            payouts.c.worker_retry_at,
-        )
-        .where(*_failing(STUCK_AFTER))
-        .order_by(payouts.c.worker_failing_since, payouts.c.id)
-        .limit(limit)
-    )
-    return [StuckPayout(*row) for row in rows]
+    return await repository.stuck_payouts(conn, OPEN_STATUSES, STUCK_AFTER, limit)
 
 
 async def counts(conn: AsyncConnection) -> tuple[int, int]:
     """How many open payouts the worker is failing at (backing off), and how many are stuck."""
-    row = (
-        await conn.execute(
-            select(
-                func.count(),
-                func.coalesce(
-                    func.sum(case((payouts.c.worker_failures >= STUCK_AFTER, 1), else_=0)), 0
-                ),
-            ).where(*_failing())
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+    return await repository.failing_counts(conn, OPEN_STATUSES, STUCK_AFTER)

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
-from sqlalchemy.engine import Row
 
 from kassa.instruments.schemas import InstrumentType
 from kassa.kit.fields import Currency, Description, Metadata, MinorUnits, Reference
 from kassa.kit.money import MAX_MINOR_UNITS
 from kassa.ledger.schemas import Timestamp
+
+if TYPE_CHECKING:
+    from kassa.payouts.repository import Payout
 
 PayoutStatus = Literal["PREVIEW", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"]
 OptionCode = Literal["BANK_TRANSFER", "CARD", "RAPID_TRANSFER", "PAYSAFECASH", "PAGO_EFECTIVO"]
@@ -121,7 +123,7 @@ class PayoutOut(BaseModel):
     updated_at: Timestamp
 
     @classmethod
-    def from_row(cls, row: Row[Any], next_status: list[PayoutStatus]) -> PayoutOut:
+    def from_row(cls, row: Payout, next_status: list[PayoutStatus]) -> PayoutOut:
         return cls(
             id=row.id,
             wallet_id=row.wallet_id,

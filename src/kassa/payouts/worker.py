@@ -1,7 +1,7 @@
 """The payout worker: expires PENDING payouts left too long, asks the rails about PROCESSING
 ones, and recovers payouts whose submission was never recorded.
 
-Every change it makes goes through the payout service in one transaction that locks the payout
+Every change it makes goes through the payout lifecycle in one transaction that locks the payout
 and checks its status first, so two workers racing over one payout change it once: the second
 finds it no longer PENDING (or PROCESSING) and leaves it. Connector calls are made with no
 transaction open, under a timeout. Time comes from the injected clock.
@@ -29,8 +29,10 @@ from kassa.kit.clock import Clock, isoformat
 from kassa.kit.db import Database
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError, ServiceUnavailable
-from kassa.payouts import failures, service
-from kassa.payouts.connectors import Connector, Outcome, Submitted
+from kassa.payouts import failures, lifecycle, rails, repository
+from kassa.payouts.connectors import Connector
+from kassa.payouts.rails import Processing
+from kassa.payouts.repository import Expiring
 
 # Errors that are trouble rather than a bug in Kassa: logged without a traceback (a database
 # error's text carries the statement's parameters).
@@ -46,8 +48,8 @@ class PayoutWorker:
         *,
         batch_size: int = 50,
         recheck: timedelta = timedelta(seconds=30),
-        recover_after: timedelta = service.RECOVER_AFTER,
-        connector_timeout_seconds: float = 10.0,
+        recover_after: timedelta = lifecycle.RECOVER_AFTER,
+        connector_timeout_seconds: float = rails.CONNECTOR_TIMEOUT_SECONDS,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -63,12 +65,12 @@ class PayoutWorker:
         that fails is logged and backs off, and the pass goes on with the rest)."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            expiring = await service.due_expiries(conn, now, self.batch_size)
+            expiring = await repository.due_expiries(conn, now, self.batch_size)
         expired = 0
         for expiring_payout in expiring:
             expired += await self._expire(expiring_payout, now)
         async with self.db.read() as conn:
-            due = await service.due_checks(conn, now, self.batch_size)
+            due = await rails.due_checks(conn, now, self.batch_size)
         for payout in due:
             await self._check(payout)
         return expired + len(due)
@@ -87,10 +89,10 @@ class PayoutWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle_seconds)
 
-    async def _expire(self, payout: service.Expiring, now: datetime) -> int:
+    async def _expire(self, payout: Expiring, now: datetime) -> int:
         try:
             async with self.db.write() as conn:
-                expired = await service.expire(conn, payout, now)
+                expired = await lifecycle.expire(conn, payout, now)
                 if payout.worker_failures:
                     await failures.clear(conn, payout.id)
         except ServiceUnavailable:
@@ -100,7 +102,7 @@ class PayoutWorker:
             return 0
         return int(expired)
 
-    async def _check(self, payout: service.Processing) -> None:
+    async def _check(self, payout: Processing) -> None:
         now = self.clock.now()
         connector = self.connectors.get(payout.connector)
         if connector is None:
@@ -108,8 +110,13 @@ class PayoutWorker:
             await self._failed(payout.id, "PROCESSING", "connector", error, now)
             return
         try:
-            async with asyncio.timeout(self.connector_timeout_seconds):
-                answer = await self._ask(connector, payout, now)
+            answer = await rails.ask(
+                connector,
+                payout,
+                now,
+                timeout_seconds=self.connector_timeout_seconds,
+                recover_after=self.recover_after,
+            )
         except ServiceUnavailable:
             raise  # the database (the sandbox rail keeps its records there), not this payout
         except Exception as error:  # noqa: BLE001 - whatever the rail does: ask again later
@@ -117,10 +124,7 @@ class PayoutWorker:
             return
         try:
             async with self.db.write() as conn:
-                if isinstance(answer, Submitted):
-                    await service.record_submission(conn, payout.id, answer)
-                else:
-                    await service.apply_outcome(conn, payout, answer, now, self.recheck)
+                await rails.record_answer(conn, payout, answer, now, self.recheck)
                 if payout.worker_failures:
                     await failures.clear(conn, payout.id)
         except ServiceUnavailable:
@@ -132,19 +136,6 @@ class PayoutWorker:
             self.log.info(
                 "payout_work_recovered", payout_id=str(payout.id), failures=payout.worker_failures
             )
-
-    async def _ask(
-        self, connector: Connector, payout: service.Processing, now: datetime
-    ) -> Outcome | Submitted:
-        """The rail's answer: an outcome, or its receipt when it never got the payout."""
-        if payout.reference is None:
-            outcome = await connector.look_up(payout.ref, now)
-            if outcome.reference is None:  # the rail never got it: hand it over again
-                return await connector.submit(payout.ref, now)
-            return outcome
-        if now - payout.processing_since >= self.recover_after:
-            return await connector.look_up(payout.ref, now)
-        return await connector.poll(payout.ref, now)
 
     async def _failed(
         self,

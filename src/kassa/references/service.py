@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import exists, literal, select, text, union_all
+from sqlalchemy import column, exists, literal, select, table, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.ledger.errors import duplicate_reference
 from kassa.ledger.tables import journal_transactions
-from kassa.payouts.tables import payouts
+
+# The payouts table by name: the rule spans the ledger and payouts, and payouts (which claim
+# references here) are above this module, not below it.
+payouts = table("payouts", column("tenant_id"), column("reference"))
 
 
 def lock_key(tenant_id: uuid.UUID, reference: str) -> str:

@@ -33,12 +33,12 @@ from datetime import datetime
 import asyncpg
 import orjson
 
-from kassa import metrics
-from kassa.kit import dberrors
+from kassa.kit import dberrors, metrics
 
 POST_WALLETS_SQL = (
-    "SELECT o_error, o_currency, o_balance_after, o_cash, o_held, o_gift, o_status, o_media,"
-    " o_body, o_replayed FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+    "SELECT o_error, o_currency, o_balance_after, o_cash, o_held, o_gift, o_wallet_status,"
+    " o_frozen_until, o_freeze_reason, o_updated_at, o_status, o_media, o_body, o_replayed"
+    " FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
     " $12, $13, $14, $15, $16, $17, $18, $19)"
 )
 
@@ -86,8 +86,8 @@ class Posting:
 @dataclass(frozen=True)
 class Posted:
     """What became of one posting: an error code, or the wallet's currency, the moved account's
-    new balance and the wallet's balances; with an Idempotency-Key also the answer (stored now,
-    or ``replayed`` from before)."""
+    new balance and the wallet's balances and status after it; with an Idempotency-Key also the
+    answer (stored now, or ``replayed`` from before)."""
 
     error: str | None
     currency: str | None
@@ -95,6 +95,10 @@ class Posted:
     cash: int | None = None
     held: int | None = None
     gift: int | None = None
+    wallet_status: str | None = None
+    frozen_until: datetime | None = None
+    freeze_reason: str | None = None
+    updated_at: datetime | None = None
     status: int | None = None
     media_type: str | None = None
     body: bytes | None = None

@@ -34,8 +34,20 @@ from kassa.wallets.schemas import DepositIn, FreezeIn, NewWallet, WalletOut, Wit
 router = APIRouter(prefix="/v1", tags=["wallets"], dependencies=[Depends(refuse_unknown_query)])
 
 
-@router.post("/wallets", openapi_extra=body_schema(NewWallet), **doc(WalletOut, 201, 409, 422))
+@router.post(
+    "/wallets",
+    openapi_extra=body_schema(NewWallet),
+    **doc(
+        WalletOut,
+        201,
+        (409, "the customer has a wallet in this currency, maybe closed (`wallet_exists`)"),
+        422,
+        summary="Create a wallet",
+    ),
+)
 async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
+    """A wallet for one customer in one currency, empty and active (one per customer and
+    currency)."""
     raw = await read_body(request)
     body = parse_json(raw, NewWallet)
     state = app_state(request)
@@ -47,7 +59,7 @@ async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("/wallets", **doc(Page[WalletOut], 200, 404, 422))
+@router.get("/wallets", **doc(Page[WalletOut], 200, 404, 422, summary="List wallets"))
 async def list_wallets(
     request: Request,
     principal: WalletsRead,
@@ -56,6 +68,8 @@ async def list_wallets(
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
+    """The tenant's wallets, newest first, optionally of one customer or currency; 404 if
+    ``starting_after`` names no wallet."""
     state = app_state(request)
     after = parse_id(starting_after, "wallet") if starting_after else None
     async with state.db.read() as conn:
@@ -71,8 +85,9 @@ async def list_wallets(
     return json_response(page)
 
 
-@router.get("/wallets/{wallet_id}", **doc(WalletOut, 200, 404))
+@router.get("/wallets/{wallet_id}", **doc(WalletOut, 200, 404, summary="Get a wallet"))
 async def get_wallet(request: Request, wallet_id: str, principal: WalletsRead) -> Response:
+    """A wallet with its balances: posted, held, available, gift."""
     state = app_state(request)
     async with state.db.read() as conn:
         wallet = await service.get_wallet(
@@ -125,9 +140,22 @@ async def post_money(
 @router.post(
     "/wallets/{wallet_id}/deposits",
     openapi_extra=body_schema(DepositIn),
-    **doc(TransactionOut, 201, 404, 409, 422),
+    **doc(
+        TransactionOut,
+        201,
+        404,
+        (
+            409,
+            "the wallet is closed (`wallet_closed`) or the reference was used"
+            " (`duplicate_reference`)",
+        ),
+        422,
+        summary="Deposit",
+    ),
 )
 async def deposit(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
+    """Credit the wallet at once: cash, or (``kind: gift``) promotional credit that can be
+    spent but never withdrawn."""
     return await _post_money(request, principal, movements.DEPOSIT, wallet_id)
 
 
@@ -145,7 +173,18 @@ async def _post_money(
 @router.post(
     "/wallets/{wallet_id}/withdrawals",
     openapi_extra=body_schema(WithdrawalIn),
-    **doc(TransactionOut, 201, 404, 409, 422),
+    **doc(
+        TransactionOut,
+        201,
+        404,
+        (
+            409,
+            "insufficient available balance (`insufficient_funds`), a frozen or closed wallet"
+            " (`wallet_frozen`, `wallet_closed`), a used reference (`duplicate_reference`)",
+        ),
+        422,
+        summary="Withdraw at once",
+    ),
 )
 async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite) -> Response:
     """An immediate withdrawal: the wallet is debited at once, to the tenant's payouts
@@ -155,10 +194,19 @@ async def withdraw(request: Request, wallet_id: str, principal: WithdrawalsWrite
 
 @router.post(
     "/wallets/{wallet_id}/freeze",
-    openapi_extra=body_schema(FreezeIn),
-    **doc(WalletOut, 200, 404, 409, 422),
+    openapi_extra=body_schema(FreezeIn, required=False),
+    **doc(
+        WalletOut,
+        200,
+        404,
+        (409, "the wallet is closed (`wallet_closed`)"),
+        422,
+        summary="Freeze a wallet",
+    ),
 )
 async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
+    """Stop withdrawals and payouts from the wallet, until ``until`` or until unfrozen;
+    deposits still land. The body may be left out."""
     raw = await read_body(request)
     body = parse_json(raw, FreezeIn, empty_ok=True)
     state = app_state(request)
@@ -170,8 +218,18 @@ async def freeze(request: Request, wallet_id: str, principal: WalletsWrite) -> R
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.post("/wallets/{wallet_id}/unfreeze", **doc(WalletOut, 200, 404, 409))
+@router.post(
+    "/wallets/{wallet_id}/unfreeze",
+    **doc(
+        WalletOut,
+        200,
+        404,
+        (409, "the wallet is closed (`wallet_closed`)"),
+        summary="Unfreeze a wallet",
+    ),
+)
 async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) -> Response:
+    """Lift the wallet's freeze (a wallet that is not frozen is answered as it is)."""
     raw = await read_body(request)
     state = app_state(request)
     now, wallet = state.clock.now(), parse_id(wallet_id, "wallet")
@@ -182,7 +240,17 @@ async def unfreeze(request: Request, wallet_id: str, principal: WalletsWrite) ->
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.delete("/wallets/{wallet_id}", **doc(WalletOut, 200, 404, 409, 422))
+@router.delete(
+    "/wallets/{wallet_id}",
+    **doc(
+        WalletOut,
+        200,
+        404,
+        (409, "cash, a hold or (without forfeit_gift) gift credit is left (`wallet_not_empty`)"),
+        422,
+        summary="Close a wallet",
+    ),
+)
 async def close_wallet(
     request: Request,
     wallet_id: str,
@@ -207,7 +275,10 @@ async def close_wallet(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.get("/wallets/{wallet_id}/transactions", **doc(Page[TransactionOut], 200, 404, 422))
+@router.get(
+    "/wallets/{wallet_id}/transactions",
+    **doc(Page[TransactionOut], 200, 404, 422, summary="List a wallet's transactions"),
+)
 async def list_transactions(
     request: Request,
     wallet_id: str,
@@ -216,6 +287,7 @@ async def list_transactions(
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
+    """The wallet's transactions, newest first, optionally of one kind."""
     state = app_state(request)
     after = parse_id(starting_after, "transaction") if starting_after else None
     async with state.db.read() as conn:
@@ -230,10 +302,13 @@ async def list_transactions(
     return json_response(page)
 
 
-@router.get("/transactions/{transaction_id}", **doc(TransactionOut, 200, 404))
+@router.get(
+    "/transactions/{transaction_id}", **doc(TransactionOut, 200, 404, summary="Get a transaction")
+)
 async def get_transaction(
     request: Request, transaction_id: str, principal: WalletsRead
 ) -> Response:
+    """One transaction of any of the tenant's wallets."""
     state = app_state(request)
     async with state.db.read() as conn:
         transaction = await service.get_transaction(

@@ -106,10 +106,21 @@ def _outcome(
     assert posted.cash is not None
     assert posted.held is not None
     assert posted.gift is not None
+    assert posted.wallet_status is not None
+    assert posted.updated_at is not None
     transaction = transaction_out(
         request, transaction_id, posted.currency, posted.balance_after, now
     )
-    return Moved(transaction, posted.cash, posted.held, posted.gift)
+    return Moved(
+        transaction,
+        posted.cash,
+        posted.held,
+        posted.gift,
+        posted.wallet_status,
+        posted.frozen_until,
+        posted.freeze_reason,
+        posted.updated_at,
+    )
 
 
 def _posting(request: MoneyRequest, transaction_id: uuid.UUID, now: datetime) -> Posting:

@@ -100,4 +100,13 @@ async def move_in(conn: AsyncConnection, request: MoneyRequest, now: datetime) -
         cash = posted.balance_after
     else:
         gift = posted.balance_after
-    return Moved(transaction, cash, wallet.held, gift)
+    return Moved(
+        transaction,
+        cash,
+        wallet.held,
+        gift,
+        wallet.status,
+        wallet.frozen_until,
+        wallet.freeze_reason,
+        wallet.updated_at,
+    )

@@ -5,7 +5,10 @@ solving, Request and Response objects) cost more CPU than parsing, checking and 
 withdrawal itself. ``HotPath`` wraps the FastAPI app and serves ``POST
 /v1/wallets/{id}/deposits`` and ``/withdrawals`` directly, through the same functions as the
 FastAPI routes (authorisation, body parsing, the wallets service, problem documents), so both
-answer alike; every other request, and the lifespan, goes to FastAPI.
+answer alike. Routes marked ``kit.http.direct`` (the dialects' deposits and withdrawals) are served
+here too: their endpoint is called at once with the request and its path parameters, without
+FastAPI's middleware, routing and dependency solving, and what it raises is answered as the app
+answers it. Every other request, and the lifespan, goes to FastAPI.
 """
 
 from __future__ import annotations
@@ -13,18 +16,26 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute, APIRouter
+from starlette.requests import ClientDisconnect
 
-from kassa import metrics
 from kassa.auth.deps import authorize
+from kassa.kit import metrics
 from kassa.kit.errors import PayloadTooLarge
-from kassa.kit.http import MAX_BODY_BYTES, bearer_token, check_media_type, raise_unknown
+from kassa.kit.http import (
+    MAX_BODY_BYTES,
+    bearer_token,
+    check_media_type,
+    is_direct,
+    raise_unknown,
+)
 from kassa.kit.problem import render_exception
 from kassa.state import AppState
 from kassa.wallets import movements
@@ -61,9 +72,19 @@ class HotPath:
     """ASGI wrapper: the two hot routes here, everything else to ``app``; every HTTP request
     is counted and timed for ``/metrics`` by its route template."""
 
-    def __init__(self, app: FastAPI, state: AppState) -> None:
+    def __init__(self, app: FastAPI, state: AppState, routers: Sequence[APIRouter] = ()) -> None:
+        """``routers``: those included in ``app`` (at their own prefix), whose ``direct``
+        routes are served here."""
         self.app = app
         self.state = state
+        self.direct = [
+            route
+            for router in routers
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            and is_direct(route.endpoint)
+            and route.methods == {"POST"}
+        ]
 
     def lifespan(self) -> AbstractAsyncContextManager[Any]:
         """The app's start-up and shut-down, for running it in-process (tests)."""
@@ -113,6 +134,16 @@ class HotPath:
                 route = _TEMPLATES[match[2]]
                 metrics.observe_request("POST", route, status, time.perf_counter() - began)
                 return route
+            for direct_route in self.direct:
+                found = direct_route.path_regex.match(scope["path"])
+                if found is not None:
+                    params = found.groupdict()
+                    status = await self._serve_direct(
+                        scope, receive, send, direct_route, params, request_id
+                    )
+                    template = direct_route.path
+                    metrics.observe_request("POST", template, status, time.perf_counter() - began)
+                    return template
         answered = 500  # unless the app starts an answer
         head = scope["method"] == "HEAD"
         if head:  # HEAD is GET without the body, on every route that answers GET
@@ -175,6 +206,28 @@ class HotPath:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return status
+
+    async def _serve_direct(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: APIRoute,
+        params: dict[str, str],
+        request_id: bytes,
+    ) -> int:
+        """Answer a request for a ``direct`` route; its status code (499 if the client left)."""
+        scope = {**scope, "app": self.app, "path_params": params, "route": route}
+        try:
+            response: Response = await route.endpoint(Request(scope, receive), **params)
+        except ClientDisconnect:
+            return 499
+        except Exception as error:  # noqa: BLE001 - answered as the FastAPI app answers it
+            status, media_type, body, extra = render_exception(scope["path"], "POST", error)
+            response = Response(body, status, dict(extra), media_type)
+        response.headers["request-id"] = request_id.decode()
+        await response(scope, receive, send)
+        return response.status_code
 
 
 def _headers(scope: Scope) -> tuple[str | None, int | None, str | None, str | None]:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kassa.idempotency.service import Answer
-from kassa.kit.errors import KassaError, NotFound
-from kassa.ledger.errors import CurrencyMismatch, InsufficientFunds, duplicate_reference
+from kassa.kit.errors import KassaError
+from kassa.ledger.errors import InsufficientFunds, duplicate_reference
 from kassa.ledger.schemas import TransactionOut
-from kassa.wallets.errors import WalletClosed, WalletFrozen
-from kassa.wallets.schemas import WalletOut
+from kassa.wallets import rules
+from kassa.wallets.schemas import WalletOut, effective_status
 
 
 @dataclass(frozen=True)
@@ -52,24 +52,54 @@ class MoneyRequest:
 
 
 @dataclass(frozen=True)
+class WalletRef:
+    """What never changes about a wallet once it exists: enough to find it and show it."""
+
+    id: uuid.UUID
+    customer_id: str
+    currency: str
+    name: str | None
+    alias: str
+    metadata: dict[str, str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Moved:
-    """A movement that went through: its transaction and the wallet's balances after it."""
+    """A movement that went through: its transaction, and the wallet as it is after it."""
 
     transaction: TransactionOut
     balance: int  # cash
     held: int  # cash reserved by open holds
     gift_balance: int
+    status: str  # as stored: active, frozen (maybe run out) or closed
+    frozen_until: datetime | None
+    freeze_reason: str | None
+    updated_at: datetime
 
-    def wallet(self, before: WalletOut) -> WalletOut:
-        """``before`` (read ahead of the movement) with the balances the movement left."""
-        return before.model_copy(
-            update={
-                "balance": self.balance,
-                "held_balance": self.held,
-                "available_balance": self.balance - self.held,
-                "gift_balance": self.gift_balance,
-                "total_balance": self.balance + self.gift_balance,
-            }
+    def wallet(self, ref: WalletRef) -> WalletOut:
+        """The whole wallet after the movement, from what never changes about it and what the
+        movement read."""
+        status, frozen_until = effective_status(
+            self.status, self.frozen_until, self.transaction.created_at
+        )
+        return WalletOut(
+            id=ref.id,
+            customer_id=ref.customer_id,
+            currency=ref.currency,
+            name=ref.name,
+            alias=ref.alias,
+            status=status,
+            frozen_until=frozen_until,
+            freeze_reason=self.freeze_reason if status == "frozen" else None,
+            balance=self.balance,
+            held_balance=self.held,
+            available_balance=self.balance - self.held,
+            gift_balance=self.gift_balance,
+            total_balance=self.balance + self.gift_balance,
+            metadata=ref.metadata,
+            created_at=ref.created_at,
+            updated_at=self.updated_at,
         )
 
 
@@ -82,22 +112,13 @@ AnswerFor = Callable[[Outcome], Answer]
 
 def refusal(code: str, request: MoneyRequest) -> KassaError:
     """The error for a rule's code, the same text whichever engine found it."""
-    wallet = request.wallet_id
     if code == "duplicate_reference":
         return duplicate_reference(request.reference)
-    if code == "not_found":
-        return NotFound(f"wallet {wallet} not found")
-    if code == "wallet_closed":
-        return WalletClosed(f"wallet {wallet} is closed")
-    if code == "wallet_frozen":
-        return WalletFrozen(f"wallet {wallet} is frozen; it takes no withdrawals")
-    if code == "currency_mismatch":
-        return CurrencyMismatch(f"wallet {wallet} does not hold {request.currency}")
     if code == "insufficient_funds":
         return InsufficientFunds(
-            f"wallet {wallet} has less than {request.amount} minor units available"
+            f"wallet {request.wallet_id} has less than {request.amount} minor units available"
         )
-    raise ValueError(f"unknown refusal {code!r}")
+    return rules.wallet_error(code, request.wallet_id, request.currency)
 
 
 def transaction_out(

@@ -1,4 +1,4 @@
-"""SQL of the wallets domain (the PostgreSQL hot path is in ``kassa.wallets.batcher``)."""
+"""SQL of the wallets domain (the money path's is ``kassa_post_wallets``, see ``batcher``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import Select, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
+from kassa.kit.db import Backend, Database
 from kassa.ledger.tables import accounts
 from kassa.wallets.tables import wallets
 
@@ -99,3 +102,62 @@ async def set_status(
         .where(wallets.c.tenant_id == tenant_id, wallets.c.id == wallet_id)
         .values(values)
     )
+
+
+# What never changes about one wallet, by id or by customer and currency (the dialects look it
+# up on every request):
+# on PostgreSQL straight through the asyncpg pool (one round trip, no statement to compile).
+_FIND_PG = (
+    "SELECT w.id, w.customer_id, w.currency, w.name, w.alias, w.metadata, w.created_at"
+    " FROM wallets w WHERE w.tenant_id = $1 AND "
+)
+_BY_ID_PG = _FIND_PG + "w.id = $2"
+_BY_CUSTOMER_PG = _FIND_PG + "w.customer_id = $2 AND w.currency = $3"
+
+
+class _Record:
+    """An asyncpg record read by attribute, as SQLAlchemy rows are."""
+
+    def __init__(self, record: asyncpg.Record) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._record[name]
+        if name == "metadata" and isinstance(value, str):
+            return orjson.loads(value)
+        return value
+
+
+async def find_wallet(
+    db: Database,
+    tenant_id: uuid.UUID,
+    *,
+    wallet_id: uuid.UUID | None = None,
+    customer_id: str | None = None,
+    currency: str | None = None,
+) -> Any:
+    """What never changes about a wallet (``kassa.wallets.lookup``), by id or by customer and
+    currency; None if the tenant has none."""
+    if db.backend is Backend.POSTGRESQL:
+        if wallet_id is not None:
+            record = await db.pool.fetchrow(_BY_ID_PG, tenant_id, wallet_id)
+        else:
+            record = await db.pool.fetchrow(_BY_CUSTOMER_PG, tenant_id, customer_id, currency)
+        return None if record is None else _Record(record)
+    statement = select(
+        wallets.c.id,
+        wallets.c.customer_id,
+        wallets.c.currency,
+        wallets.c.name,
+        wallets.c.alias,
+        wallets.c.metadata,
+        wallets.c.created_at,
+    ).where(wallets.c.tenant_id == tenant_id)
+    if wallet_id is not None:
+        statement = statement.where(wallets.c.id == wallet_id)
+    else:
+        statement = statement.where(
+            wallets.c.customer_id == customer_id, wallets.c.currency == currency
+        )
+    async with db.read() as conn:
+        return (await conn.execute(statement)).first()

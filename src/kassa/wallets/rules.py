@@ -6,8 +6,12 @@ The PostgreSQL engine applies the same rules inside ``kassa_post_wallets``; the 
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
+from kassa.kit.errors import KassaError, NotFound
+from kassa.ledger.errors import CurrencyMismatch
+from kassa.wallets.errors import WalletClosed, WalletFrozen
 from kassa.wallets.schemas import effective_status
 
 
@@ -31,3 +35,16 @@ def refusal(
     if currency is not None and currency != wallet_currency:
         return "currency_mismatch"
     return None
+
+
+def wallet_error(code: str, wallet_id: uuid.UUID, currency: str | None = None) -> KassaError:
+    """The error for a wallet rule's code, in the same words wherever it was found."""
+    if code == "not_found":
+        return NotFound(f"wallet {wallet_id} not found")
+    if code == "wallet_closed":
+        return WalletClosed(f"wallet {wallet_id} is closed")
+    if code == "wallet_frozen":
+        return WalletFrozen(f"wallet {wallet_id} is frozen; it takes no withdrawals")
+    if code == "currency_mismatch":
+        return CurrencyMismatch(f"wallet {wallet_id} does not hold {currency}")
+    raise ValueError(f"unknown wallet rule {code!r}")

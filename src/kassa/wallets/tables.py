@@ -13,8 +13,6 @@ from kassa.kit import dberrors
 from kassa.kit.db import JsonObject, SeqKey, UtcDateTime, metadata
 from kassa.wallets.errors import WalletExists
 
-WALLET_STATUSES = ("active", "frozen", "closed")
-
 wallets = Table(
     "wallets",
     metadata,

@@ -31,7 +31,16 @@ router = APIRouter(prefix="/v1", tags=["webhooks"], dependencies=[Depends(refuse
 @router.post(
     "/webhook-endpoints",
     openapi_extra=body_schema(NewEndpoint),
-    **doc(EndpointWithSecret, 201, 422),
+    **doc(
+        EndpointWithSecret,
+        201,
+        (
+            422,
+            "the URL is not https or not a public address (`invalid_webhook_url`,"
+            " `webhook_url_not_allowed`)",
+        ),
+        summary="Create a webhook endpoint",
+    ),
 )
 async def create_endpoint(request: Request, principal: WebhooksManage) -> Response:
     """Add an endpoint; the answer shows its signing secret, this once."""
@@ -48,13 +57,16 @@ async def create_endpoint(request: Request, principal: WebhooksManage) -> Respon
     return await respond(request, state, principal, raw, now, work, sealed=True)
 
 
-@router.get("/webhook-endpoints", **doc(Page[EndpointOut], 200, 404, 422))
+@router.get(
+    "/webhook-endpoints", **doc(Page[EndpointOut], 200, 404, 422, summary="List webhook endpoints")
+)
 async def list_endpoints(
     request: Request,
     principal: WebhooksManage,
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
+    """The tenant's webhook endpoints, newest first (without their secrets)."""
     state = app_state(request)
     after = parse_id(starting_after, "webhook endpoint") if starting_after else None
     async with state.db.read() as conn:
@@ -64,8 +76,12 @@ async def list_endpoints(
     return json_response(page)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}", **doc(EndpointOut, 200, 404))
+@router.get(
+    "/webhook-endpoints/{endpoint_id}",
+    **doc(EndpointOut, 200, 404, summary="Get a webhook endpoint"),
+)
 async def get_endpoint(request: Request, endpoint_id: str, principal: WebhooksManage) -> Response:
+    """One webhook endpoint (without its secret)."""
     state = app_state(request)
     async with state.db.read() as conn:
         endpoint = await service.get_endpoint(
@@ -77,7 +93,7 @@ async def get_endpoint(request: Request, endpoint_id: str, principal: WebhooksMa
 @router.patch(
     "/webhook-endpoints/{endpoint_id}",
     openapi_extra=body_schema(EndpointChange),
-    **doc(EndpointOut, 200, 404, 422),
+    **doc(EndpointOut, 200, 404, 422, summary="Change a webhook endpoint"),
 )
 async def change_endpoint(
     request: Request, endpoint_id: str, principal: WebhooksManage
@@ -97,7 +113,10 @@ async def change_endpoint(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.delete("/webhook-endpoints/{endpoint_id}", **doc(DeletedEndpoint, 200, 404))
+@router.delete(
+    "/webhook-endpoints/{endpoint_id}",
+    **doc(DeletedEndpoint, 200, 404, summary="Delete a webhook endpoint"),
+)
 async def delete_endpoint(
     request: Request, endpoint_id: str, principal: WebhooksManage
 ) -> Response:
@@ -112,7 +131,10 @@ async def delete_endpoint(
     return await respond(request, state, principal, raw, now, work)
 
 
-@router.post("/webhook-endpoints/{endpoint_id}/roll-secret", **doc(EndpointWithSecret, 200, 404))
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/roll-secret",
+    **doc(EndpointWithSecret, 200, 404, summary="Roll a webhook endpoint's secret"),
+)
 async def roll_secret(request: Request, endpoint_id: str, principal: WebhooksManage) -> Response:
     """A new signing secret, shown this once; the old one keeps signing too for 24 hours."""
     raw = await read_body(request)
@@ -126,7 +148,9 @@ async def roll_secret(request: Request, endpoint_id: str, principal: WebhooksMan
     return await respond(request, state, principal, raw, now, work, sealed=True)
 
 
-@router.get("/events/{event_id}/deliveries", **doc(DeliveryList, 200, 404))
+@router.get(
+    "/events/{event_id}/deliveries", **doc(DeliveryList, 200, 404, summary="An event's deliveries")
+)
 async def list_deliveries(request: Request, event_id: str, principal: WebhooksManage) -> Response:
     """Each endpoint's delivery of the event, with every attempt (status, latency, excerpt)."""
     state = app_state(request)
@@ -137,8 +161,19 @@ async def list_deliveries(request: Request, event_id: str, principal: WebhooksMa
 
 @router.post(
     "/events/{event_id}/redeliver",
-    openapi_extra=body_schema(RedeliverIn),
-    **doc(DeliveryList, 202, 404, 409, 422),
+    openapi_extra=body_schema(RedeliverIn, required=False),
+    **doc(
+        DeliveryList,
+        202,
+        404,
+        (
+            409,
+            "no enabled endpoint takes the event, or the one named is disabled"
+            " (`no_webhook_endpoint`, `webhook_endpoint_disabled`)",
+        ),
+        422,
+        summary="Redeliver an event",
+    ),
 )
 async def redeliver(request: Request, event_id: str, principal: WebhooksManage) -> Response:
     """Send the event again now, with a fresh round of retries (the body is optional)."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -13,11 +13,13 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from sqlalchemy.engine import Row
 
 from kassa.events.schemas import EventType
 from kassa.kit.fields import Description
 from kassa.ledger.schemas import Timestamp
+
+if TYPE_CHECKING:
+    from kassa.webhooks.repository import Endpoint
 
 EVENT_TYPES = frozenset(get_args(EventType))
 ALL_EVENTS = "*"
@@ -92,7 +94,7 @@ class EndpointOut(BaseModel):
     created_at: Timestamp
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> EndpointOut:
+    def from_row(cls, row: Endpoint) -> EndpointOut:
         return cls(
             id=row.id,
             url=row.url,

@@ -31,7 +31,7 @@ webhook_endpoints = Table(
     Column("event_types", JsonObject, nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("disabled_reason", String(200), nullable=True),
-    # The signing secret, encrypted with the operator's key (kassa.webhooks.secrets).
+    # The signing secret, encrypted with the operator's key (kassa.kit.secretbox).
     Column("secret", LargeBinary, nullable=False),
     # After a roll, the old secret keeps signing (beside the new one) until it expires.
     Column("previous_secret", LargeBinary, nullable=True),

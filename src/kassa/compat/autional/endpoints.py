@@ -20,12 +20,10 @@ from kassa.auth.deps import authorize
 from kassa.auth.service import Principal
 from kassa.compat.common import (
     Move,
-    bearer_token,
     json_answer,
     major,
     move_money,
     retry_after,
-    tenant_of,
     wallet_by_customer,
 )
 from kassa.idempotency.http import answer_response
@@ -33,8 +31,9 @@ from kassa.idempotency.service import Answer
 from kassa.kit.clock import Clock
 from kassa.kit.errors import FieldError, KassaError, NotFound, ValidationFailed
 from kassa.kit.fields import DESCRIPTION, REFERENCE, TEXT255, TextRule
-from kassa.kit.http import loads, read_body
+from kassa.kit.http import bearer_token, direct, loads, read_body
 from kassa.kit.money import major_to_minor
+from kassa.kit.openapi import dialect_doc
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
 from kassa.wallets import movements
@@ -139,49 +138,143 @@ def _parse(raw: bytes, currency: str) -> tuple[int, str | None, str | None]:
     return minor, reference, description
 
 
-@router.post(
-    "/wallets/{user_id}/withdraw",
-    response_class=Response,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "example": {
-                        "amount": "50.00",
-                        "description": "Balance withdrawal",
-                        "reference_id": "withdraw_123",
-                    }
-                }
+_STRING = {"type": "string"}
+_MONEY = {"type": "string", "description": 'a decimal in major units, e.g. "50.00"'}
+_DOC = dialect_doc(
+    summary="Withdraw (Autional)",
+    security=[{"HTTPBearer": []}],
+    body={
+        "schema": {
+            "type": "object",
+            "required": ["amount"],
+            "properties": {
+                "amount": _MONEY | {"description": "positive; no more decimals than the currency"},
+                "description": {"type": "string", "maxLength": 255},
+                "reference_id": {"type": "string", "description": "unique per tenant"},
+            },
+        },
+        "example": {
+            "amount": "50.00",
+            "description": "Balance withdrawal",
+            "reference_id": "withdraw_123",
+        },
+    },
+    success={
+        "schema": {"$ref": "#/components/schemas/AutionalWithdrawal"},
+        "example": {
+            "code": 200,
+            "message": "success",
+            "timestamp": "2026-11-25T09:31:07Z",
+            "data": {
+                "transaction": {
+                    "amount": "50.00",
+                    "balance_after": "74.00",
+                    "balance_before": "124.00",
+                    "counterparty_id": "payouts_clearing",
+                    "created_at": "2026-11-25T09:31:07Z",
+                    "currency": "EUR",
+                    "description": "Balance withdrawal",
+                    "id": "7d3e9a10-52c4-4b8f-a6d1-0e9f3b2c5a48",
+                    "reference_id": "withdraw_123",
+                    "status": "completed",
+                    "type": "withdraw",
+                    "wallet_id": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
+                },
+                "wallet": {
+                    "application_id": "5e0f9a8b-7c6d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "balance": "74.00",
+                    "created_at": "2026-11-25T09:30:00Z",
+                    "currency": "EUR",
+                    "frozen_balance": "0.00",
+                    "status": "active",
+                    "tenant_id": "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d",
+                    "updated_at": "2026-11-25T09:31:07Z",
+                    "user_id": "user-1042",
+                    "wallet_id": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
+                },
+            },
+        },
+    },
+    error={
+        "schema": {"$ref": "#/components/schemas/AutionalError"},
+        "example": {
+            "code": 409,
+            "message": "Insufficient balance: the wallet's available balance is too low",
+            "timestamp": "2026-11-25T09:31:07Z",
+        },
+    },
+    refusals={
+        400: "invalid request parameters (a body that is not a JSON object, over 64 KiB or not"
+        " JSON, a user_id over 255 characters, an invalid Idempotency-Key)",
+        401: "unauthenticated or invalid token",
+        403: f"the token lacks {SCOPE}",
+        404: "the user has no wallet in the tenant's currency",
+        409: "insufficient balance (also a frozen or closed wallet, a repeated reference_id, a"
+        " request with this Idempotency-Key still in flight)",
+        422: "invalid amount, or an Idempotency-Key used for another request",
+    },
+    components={
+        "schemas": {
+            "AutionalWithdrawal": {
+                "type": "object",
+                "required": ["code", "message", "timestamp", "data"],
+                "properties": {
+                    "code": {"const": 200},
+                    "message": {"const": "success"},
+                    "timestamp": _STRING,
+                    "data": {
+                        "type": "object",
+                        "required": ["transaction", "wallet"],
+                        "properties": {
+                            "transaction": {
+                                "type": "object",
+                                "properties": {
+                                    "amount": _MONEY,
+                                    "balance_after": {"type": ["string", "null"]},
+                                    "balance_before": {"type": ["string", "null"]},
+                                    "type": {"const": "withdraw"},
+                                },
+                                "additionalProperties": _STRING,
+                            },
+                            "wallet": {
+                                "type": "object",
+                                "additionalProperties": _STRING,
+                            },
+                        },
+                    },
+                },
+            },
+            "AutionalError": {
+                "type": "object",
+                "description": "Autional's refusal: code is the HTTP status",
+                "required": ["code", "message", "timestamp"],
+                "properties": {
+                    "code": {"type": "integer"},
+                    "message": _STRING,
+                    "timestamp": _STRING,
+                },
             },
         }
     },
-    responses={
-        200: {"description": "{code, message, timestamp, data: {transaction, wallet}}"},
-        400: {"description": "invalid request parameters"},
-        401: {"description": "unauthenticated or invalid token"},
-        404: {"description": "the user has no wallet in the tenant's currency"},
-        409: {
-            "description": "insufficient balance (also a frozen wallet, a repeated reference_id)"
-        },
-        422: {"description": "invalid amount"},
-    },
 )
+
+
+@router.post("/wallets/{user_id}/withdraw", **_DOC)
+@direct
 async def withdraw(request: Request, user_id: str) -> Response:
     """Withdraw from a user's wallet (Autional's withdraw)."""
     state = app_state(request)
     render_error = error_renderer(state.clock)
     try:
         raw = await read_body(request)
-        principal = await authorize(state.authenticator, bearer_token(request), SCOPE)
-        TEXT255.check(user_id, "user_id")  # a wallet's customer_id: anything else has none
-        tenant = await tenant_of(state, principal)
-        amount, reference, description = _parse(raw, tenant.default_currency)
-        wallet = await wallet_by_customer(
-            state, principal.tenant_id, user_id, tenant.default_currency
+        principal = await authorize(
+            state.authenticator, bearer_token(request.headers.get("authorization")), SCOPE
         )
+        TEXT255.check(user_id, "user_id")  # a wallet's customer_id: anything else has none
+        amount, reference, description = _parse(raw, principal.currency)
+        wallet = await wallet_by_customer(state, principal.tenant_id, user_id, principal.currency)
         if wallet is None:
-            raise NotFound(f"user {user_id} has no {tenant.default_currency} wallet")
+            raise NotFound(f"user {user_id} has no {principal.currency} wallet")
         move = Move(movements.WITHDRAWAL, wallet, amount, reference, description)
 
         def render(

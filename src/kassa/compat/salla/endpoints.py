@@ -21,20 +21,19 @@ from kassa.auth.deps import authorize
 from kassa.auth.service import Principal
 from kassa.compat.common import (
     Move,
-    bearer_token,
     json_answer,
     json_number,
     move_money,
     plain_major,
     retry_after,
-    tenant_of,
     wallet_by_customer,
 )
 from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
 from kassa.kit.errors import FieldError, InvalidAmount, KassaError, MalformedJson, Unauthorized
-from kassa.kit.http import loads, read_body
+from kassa.kit.http import bearer_token, direct, loads, read_body
 from kassa.kit.money import major_to_minor
+from kassa.kit.openapi import dialect_doc
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
 from kassa.wallets import movements
@@ -186,12 +185,11 @@ async def _move(request: Request, movement: movements.Movement) -> Response:
     state = app_state(request)
     try:
         raw = await read_body(request)
-        token = bearer_token(request)
+        token = bearer_token(request.headers.get("authorization"))
         principal: Principal = await authorize(state.authenticator, token, SCOPE)
-        tenant = await tenant_of(state, principal)
-        customer_id, amount = _parse(raw, tenant.default_currency)
+        customer_id, amount = _parse(raw, principal.currency)
         wallet = await wallet_by_customer(
-            state, principal.tenant_id, customer_id, tenant.default_currency
+            state, principal.tenant_id, customer_id, principal.currency
         )
         if wallet is None:
             raise SallaError({"customer_id": ["The selected customer id is invalid."]})
@@ -202,7 +200,7 @@ async def _move(request: Request, movement: movements.Movement) -> Response:
             principal,
             raw,
             move,
-            _render(movement, ZoneInfo(tenant.timezone)),
+            _render(movement, ZoneInfo(principal.timezone)),
             render_error,
         )
     except KassaError as error:
@@ -210,41 +208,139 @@ async def _move(request: Request, movement: movements.Movement) -> Response:
     return answer_response(answer)
 
 
-_DOC: dict[str, Any] = {
-    "response_class": Response,
-    "openapi_extra": {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
+_NUMBER = {"type": "number", "description": "major units, without trailing zeros"}
+_DOC: dict[str, Any] = dialect_doc(
+    summary="Withdraw (Salla)",
+    security=[{"HTTPBearer": []}],
+    body={
+        "schema": {
+            "type": "object",
+            "required": ["customer_id", "amount"],
+            "properties": {
+                "customer_id": {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                    ],
+                    "description": "the wallet's customer_id: a positive integer",
+                },
+                "amount": {"type": "number", "description": "major units of the tenant's currency"},
+            },
+        },
+        "example": {"customer_id": 1994632444, "amount": 22},
+    },
+    success={
+        "schema": {"$ref": "#/components/schemas/SallaWalletMove"},
+        "example": {
+            "status": 200,
+            "success": True,
+            "data": {
+                "status": "confirmed",
+                "amount": -22,
+                "amount_float": -22,
+                "date": {
+                    "date": "2026-11-25 12:31:07.000000",
+                    "timezone_type": 3,
+                    "timezone": "Asia/Riyadh",
+                },
+                "wallet": {"id": 4193027716, "balance": 78.5, "created_at": "2026-11-25 12:30:00"},
+            },
+        },
+    },
+    error={
+        "schema": {"$ref": "#/components/schemas/SallaError"},
+        "example": {
+            "status": 422,
+            "success": False,
+            "error": {
+                "code": "validation_failed",
+                "message": VALIDATION_MESSAGE,
+                "fields": {"amount": ["The amount field is required."]},
+            },
+        },
+    },
+    refusals={
+        401: "no valid key, or the key lacks customer-wallets.read_write",
+        403: "the customer's wallet is frozen or closed",
+        409: "a request with this Idempotency-Key is still in flight",
+        422: "validation failed (a body that is not JSON too, insufficient funds, an unknown"
+        " customer, an Idempotency-Key problem): error.fields lists each field's messages",
+    },
+    components={
+        "schemas": {
+            "SallaWalletMove": {
+                "type": "object",
+                "required": ["status", "success", "data"],
+                "properties": {
+                    "status": {"const": 200},
+                    "success": {"const": True},
+                    "data": {
                         "type": "object",
+                        "required": ["status", "amount", "amount_float", "date", "wallet"],
                         "properties": {
-                            "customer_id": {"type": "number"},
-                            "amount": {"type": "number", "description": "major units"},
+                            "status": {"const": "confirmed"},
+                            "amount": _NUMBER | {"description": "negative for a withdrawal"},
+                            "amount_float": _NUMBER,
+                            "date": {
+                                "type": "object",
+                                "required": ["date", "timezone_type", "timezone"],
+                                "properties": {
+                                    "date": {"type": "string"},
+                                    "timezone_type": {"const": 3},
+                                    "timezone": {"type": "string"},
+                                },
+                            },
+                            "wallet": {
+                                "type": "object",
+                                "required": ["id", "balance", "created_at"],
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "balance": _NUMBER,
+                                    "created_at": {"type": "string"},
+                                },
+                            },
                         },
                     },
-                    "example": {"customer_id": 1994632444, "amount": 22},
-                }
+                },
+            },
+            "SallaError": {
+                "type": "object",
+                "description": "Salla's refusal; a 500 or 503 has an integer code",
+                "required": ["status", "success", "error"],
+                "properties": {
+                    "status": {"type": "integer"},
+                    "success": {"const": False},
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": ["string", "integer"]},
+                            "message": {"type": "string"},
+                            "fields": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
             },
         }
     },
-    "responses": {
-        200: {"description": "the envelope {status, success, data}"},
-        401: {"description": "no valid key, or the key lacks customer-wallets.read_write"},
-        403: {"description": "the customer's wallet is frozen or closed"},
-        422: {"description": "validation failed: error.fields lists each field's messages"},
-    },
-}
+)
 
 
 @router.post("/customers/wallets/withdraw", **_DOC)
+@direct
 async def withdraw(request: Request) -> Response:
     """Withdraw from a customer's wallet (Salla's Customer Wallet withdraw)."""
     return await _move(request, movements.WITHDRAWAL)
 
 
-@router.post("/customers/wallets/deposit", **_DOC)
+@router.post("/customers/wallets/deposit", **(_DOC | {"summary": "Deposit (Salla)"}))
+@direct
 async def deposit(request: Request) -> Response:
     """Add to a customer's wallet (the withdraw endpoint's twin)."""
     return await _move(request, movements.DEPOSIT)

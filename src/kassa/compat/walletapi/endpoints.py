@@ -40,8 +40,9 @@ from kassa.kit.errors import (
     ValidationFailed,
 )
 from kassa.kit.fields import DESCRIPTION, REFERENCE, TextRule
-from kassa.kit.http import loads, read_body
+from kassa.kit.http import direct, loads, read_body
 from kassa.kit.money import MajorAmount, parse_major
+from kassa.kit.openapi import dialect_doc
 from kassa.ledger.schemas import TransactionOut
 from kassa.state import app_state
 from kassa.wallets import movements
@@ -160,43 +161,134 @@ async def _authorize(request: Request) -> Principal:
     return principal
 
 
-@router.post(
-    "/api/v1/wallet/withdraw",
-    response_class=Response,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "example": {
-                        "Id": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
-                        "Amount": 1,
-                        "Description": "description",
-                        "ExternalReference": "order-1",
-                    }
-                }
+_MONEY = {"type": "number", "description": "major units of the wallet's currency"}
+_WALLET = {
+    "type": "object",
+    "required": ["Id", "WalletOwnerId", "CurrencyCode", "Balance", "TransactionId"],
+    "properties": {
+        "Id": {"type": "string", "format": "uuid"},
+        "WalletOwnerId": {"type": "string", "description": "the wallet's customer_id"},
+        "Name": {"type": "string"},
+        "Alias": {"type": "string"},
+        "MerchantId": {"type": "integer", "description": "derived from the tenant id"},
+        "RegionId": {"type": "integer"},
+        "CurrencyCode": {"type": "string"},
+        "Balance": _MONEY,
+        "AvailableBalance": _MONEY,
+        "TotalGiftBalance": _MONEY,
+        "BlockedBalance": _MONEY,
+        "FrozenUntil": {"type": ["string", "null"]},
+        "IsFrozen": {"type": "boolean"},
+        "IsDeleted": {"type": "boolean"},
+        "CreatedAt": {"type": "string"},
+        "UpdatedAt": {"type": "string"},
+        "TransactionId": {"type": "string", "format": "uuid"},
+    },
+}
+_WALLET_EXAMPLE = {
+    "Id": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
+    "WalletOwnerId": "cust-1042",
+    "Name": "Main wallet",
+    "Alias": "4193027716",
+    "MerchantId": 1139470133,
+    "RegionId": 1,
+    "CurrencyCode": "EUR",
+    "Balance": 124.0,
+    "AvailableBalance": 104.5,
+    "TotalGiftBalance": 5.0,
+    "BlockedBalance": 19.5,
+    "FrozenUntil": None,
+    "IsFrozen": False,
+    "IsDeleted": False,
+    "CreatedAt": "2026-11-25T09:30:00Z",
+    "UpdatedAt": "2026-11-25T09:31:07Z",
+    "TransactionId": "7d3e9a10-52c4-4b8f-a6d1-0e9f3b2c5a48",
+}
+_DOC = dialect_doc(
+    summary="Withdraw (WalletAPI)",
+    security=[{"WalletApiKey": [], "WalletApiClient": []}],
+    body={
+        "schema": {
+            "type": "object",
+            "description": "member names match whatever their case, as in .NET",
+            "required": ["Id", "Amount"],
+            "properties": {
+                "Id": {"type": "string", "format": "uuid", "description": "the wallet's id"},
+                "Amount": {"type": "number", "description": "positive, major units"},
+                "Description": {"type": "string", "maxLength": 255},
+                "ExternalReference": {"type": "string", "description": "unique per tenant"},
             },
         },
-        "parameters": [
-            {"name": "apikeypublic", "in": "header", "required": True, "description": "API key"},
-            {
-                "name": "apiclientpublic",
-                "in": "header",
-                "required": True,
-                "description": "tenant id",
-            },
-        ],
+        "example": {
+            "Id": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
+            "Amount": 1,
+            "Description": "description",
+            "ExternalReference": "order-1",
+        },
     },
-    responses={
-        200: {"description": "{Value, Errors: [], IsSuccess: true, IsFailure: false}"},
-        400: {"description": "invalid body: Errors lists the fields"},
-        401: {"description": "missing or mismatched apikeypublic / apiclientpublic"},
-        404: {"description": "no such wallet for this tenant"},
-        409: {
-            "description": "insufficient funds, frozen or closed wallet, repeated ExternalReference"
+    success={
+        "schema": {"$ref": "#/components/schemas/WalletApiWithdrawal"},
+        "example": _envelope(_WALLET_EXAMPLE, []),
+    },
+    error={
+        "schema": {"$ref": "#/components/schemas/WalletApiFailure"},
+        "example": _envelope(None, ["Amount: a positive number"]),
+    },
+    refusals={
+        400: "an invalid body (Errors lists the fields), a body that is not JSON or over 64 KiB,"
+        " or an invalid Idempotency-Key",
+        401: "missing or mismatched apikeypublic / apiclientpublic",
+        403: f"the API key lacks {SCOPE}",
+        404: "no such wallet for this tenant",
+        409: "insufficient funds, a frozen or closed wallet, a repeated ExternalReference, or a"
+        " request with this Idempotency-Key still in flight",
+        422: "the Idempotency-Key was used for another request",
+    },
+    components={
+        "schemas": {
+            "WalletApiWallet": _WALLET,
+            "WalletApiWithdrawal": {
+                "type": "object",
+                "required": ["Value", "Errors", "IsSuccess", "IsFailure"],
+                "properties": {
+                    "Value": {"$ref": "#/components/schemas/WalletApiWallet"},
+                    "Errors": {"type": "array", "maxItems": 0},
+                    "IsSuccess": {"const": True},
+                    "IsFailure": {"const": False},
+                },
+            },
+            "WalletApiFailure": {
+                "type": "object",
+                "description": "WalletAPI's envelope of a refusal",
+                "required": ["Value", "Errors", "IsSuccess", "IsFailure"],
+                "properties": {
+                    "Value": {"type": "null"},
+                    "Errors": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "IsSuccess": {"const": False},
+                    "IsFailure": {"const": True},
+                },
+            },
+        },
+        "securitySchemes": {
+            "WalletApiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "apikeypublic",
+                "description": f"a Kassa API key with {SCOPE}",
+            },
+            "WalletApiClient": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "apiclientpublic",
+                "description": "the id of the tenant the apikeypublic key belongs to",
+            },
         },
     },
 )
+
+
+@router.post("/api/v1/wallet/withdraw", **_DOC)
+@direct
 async def withdraw(request: Request) -> Response:
     """Withdraw from a wallet at once (WalletAPI's withdraw)."""
     state = app_state(request)

@@ -6,7 +6,9 @@
 --
 -- With an Idempotency-Key the function takes the key's advisory lock, replays a stored answer
 -- (o_replayed) or refuses a key used for another request; the caller renders the answer of an
--- item that went through (or was refused) and stores it in the same transaction.
+-- item that went through (or was refused) and stores it in the same transaction. An item that
+-- went through also returns the wallet as it is after it (balances, status), which answers
+-- that show the wallet need, so that they need no read of their own.
 --
 -- The wallet account's row is locked by its UPDATE and the wallet's status read after that, so
 -- a close (which locks the same row first) and a concurrent deposit are serialised. A refused
@@ -19,7 +21,7 @@
 -- migration that loads it now, point that migration at the copy, and add a migration that
 -- loads this file again.
 CREATE OR REPLACE FUNCTION public.kassa_post_wallets(p_tenant uuid[], p_wallet uuid[], p_account_kind text[], p_sign integer[], p_amount bigint[], p_currency text[], p_counter_kind text[], p_transaction_id uuid[], p_transaction_kind text[], p_reference text[], p_description text[], p_metadata text[], p_now timestamp with time zone[], p_refuse_frozen boolean[], p_event_id uuid[], p_event_type text[], p_event_data text[], p_idem_key text[], p_idem_fingerprint text[])
- RETURNS TABLE(o_error text, o_currency text, o_balance_after bigint, o_cash bigint, o_held bigint, o_gift bigint, o_status integer, o_media text, o_body bytea, o_replayed boolean)
+ RETURNS TABLE(o_error text, o_currency text, o_balance_after bigint, o_cash bigint, o_held bigint, o_gift bigint, o_wallet_status text, o_frozen_until timestamp with time zone, o_freeze_reason text, o_updated_at timestamp with time zone, o_status integer, o_media text, o_body bytea, o_replayed boolean)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
@@ -33,6 +35,8 @@ DECLARE
   v_fingerprint text;
   v_expires timestamptz;
   v_keys text[] := '{}';
+  v_reason text;
+  v_updated_at timestamptz;
 BEGIN
   FOR i IN 1 .. coalesce(array_length(p_wallet, 1), 0) LOOP
     o_error := NULL;
@@ -41,6 +45,10 @@ BEGIN
     o_cash := NULL;
     o_held := NULL;
     o_gift := NULL;
+    o_wallet_status := NULL;
+    o_frozen_until := NULL;
+    o_freeze_reason := NULL;
+    o_updated_at := NULL;
     o_status := NULL;
     o_media := NULL;
     o_body := NULL;
@@ -105,7 +113,8 @@ BEGIN
          AND a.tenant_id = p_tenant[i]
       RETURNING a.id, a.balance INTO v_account, v_balance;
     END IF;
-    SELECT w.status, w.frozen_until, w.currency INTO v_status, v_frozen_until, v_currency
+    SELECT w.status, w.frozen_until, w.currency, w.freeze_reason, w.updated_at
+      INTO v_status, v_frozen_until, v_currency, v_reason, v_updated_at
       FROM wallets w WHERE w.id = p_wallet[i] AND w.tenant_id = p_tenant[i];
     IF NOT FOUND THEN
       o_error := 'not_found';
@@ -148,11 +157,15 @@ BEGIN
               'balance_before', v_balance - p_sign[i] * p_amount[i],
               'balance_after', v_balance),
             p_now[i]);
-    -- The wallet as it is now, for answers that show its balances.
+    -- The wallet as it is now, for answers that show it.
     SELECT sum(a.balance) FILTER (WHERE a.kind = 'cash'), sum(a.held) FILTER (WHERE a.kind = 'cash'),
            sum(a.balance) FILTER (WHERE a.kind = 'gift')
       INTO o_cash, o_held, o_gift
       FROM accounts a WHERE a.wallet_id = p_wallet[i] AND a.tenant_id = p_tenant[i];
+    o_wallet_status := v_status;
+    o_frozen_until := v_frozen_until;
+    o_freeze_reason := v_reason;
+    o_updated_at := v_updated_at;
     o_currency := v_currency;
     o_balance_after := v_balance;
     RETURN NEXT;

@@ -1,6 +1,7 @@
-"""Webhook signing secrets, and the operator's key that keeps them encrypted at rest.
+"""The operator's key that keeps stored secrets encrypted at rest, and the box that uses it.
 
-A signing secret must be read back to sign, so it cannot be hashed: it is encrypted with Fernet
+A secret Kassa must read back (a webhook signing secret, a tenant's fingerprint key, an
+idempotent answer that shows a secret) cannot be hashed: it is encrypted with Fernet
 (AES-128-CBC with an HMAC-SHA256) under the operator's key. ``KASSA_SECRET_KEY`` holds one or
 more keys, comma-separated: the first encrypts, any of them decrypts, so a key can be rotated.
 Without it Kassa keeps a key in ``KASSA_SECRET_KEY_FILE`` (default ``./kassa.key``), made with
@@ -10,21 +11,12 @@ machines must share one ``KASSA_SECRET_KEY``.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
-from kassa.config import Settings
-
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
-
-
-def new_signing_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def new_operator_key() -> str:
@@ -32,7 +24,17 @@ def new_operator_key() -> str:
 
 
 class SecretKeyError(Exception):
-    """The operator's key is missing or not a Fernet key."""
+    """The operator's key is missing or not a Fernet key, or a stored secret does not open."""
+
+
+class KeySettings(Protocol):
+    """Where the operator's keys come from (``kassa.config.Settings`` has both)."""
+
+    @property
+    def secret_key(self) -> str | None: ...
+
+    @property
+    def secret_key_file(self) -> str: ...
 
 
 class SecretBox:
@@ -66,7 +68,7 @@ class SecretBox:
             raise SecretKeyError("a stored secret does not open with KASSA_SECRET_KEY") from error
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SecretBox:
+    def from_settings(cls, settings: KeySettings) -> SecretBox:
         if settings.secret_key:
             return cls([key.strip() for key in settings.secret_key.split(",") if key.strip()])
         return cls([_key_file(Path(settings.secret_key_file))])

@@ -1,0 +1,137 @@
+"""Payout rails: handing a PROCESSING payout to its connector, asking the connector about it,
+and recording what it answered.
+
+A connector is called with no database transaction open, under one deadline per call; what it
+answered is recorded in a transaction of its own. ``submit`` is what a request does right after
+a payout moved to PROCESSING committed; the payout worker asks (``ask``) and records
+(``record_answer``) the same way, and hands a payout over again when its rail never got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.kit.clock import Clock
+from kassa.kit.db import Database
+from kassa.kit.dberrors import error_summary
+from kassa.kit.errors import NotFound
+from kassa.payouts import lifecycle, repository
+from kassa.payouts.connectors import Connector, Outcome, PayoutRef, Submitted
+from kassa.payouts.repository import Payout
+
+CONNECTOR_TIMEOUT_SECONDS = 10.0
+
+log = structlog.get_logger("kassa.payouts")
+
+
+@dataclass(frozen=True)
+class Processing:
+    """A PROCESSING payout as the rails see it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    connector: str
+    reference: str | None
+    processing_since: datetime
+    ref: PayoutRef
+    worker_failures: int = 0  # the worker's failures at it in a row (kassa.payouts.failures)
+
+
+def _processing(payout: Payout) -> Processing:
+    return Processing(
+        id=payout.id,
+        tenant_id=payout.tenant_id,
+        connector=payout.connector,
+        reference=payout.connector_reference,
+        processing_since=payout.updated_at,
+        ref=PayoutRef(payout.id, payout.amount, payout.currency),
+        worker_failures=payout.worker_failures,
+    )
+
+
+async def due_checks(conn: AsyncConnection, now: datetime, limit: int) -> list[Processing]:
+    return [_processing(payout) for payout in await repository.due_checks(conn, now, limit)]
+
+
+async def hand_over(
+    connector: Connector, payout: Processing, now: datetime, timeout_seconds: float
+) -> Submitted:
+    """Hand the payout to its rail (idempotent per payout); the rail's receipt."""
+    async with asyncio.timeout(timeout_seconds):
+        return await connector.submit(payout.ref, now)
+
+
+async def ask(
+    connector: Connector,
+    payout: Processing,
+    now: datetime,
+    *,
+    timeout_seconds: float,
+    recover_after: timedelta,
+) -> Outcome | Submitted:
+    """The rail's answer, under one deadline: an outcome, or its receipt when it never got the
+    payout (then it is handed over again)."""
+    async with asyncio.timeout(timeout_seconds):
+        if payout.reference is None:
+            outcome = await connector.look_up(payout.ref, now)
+            if outcome.reference is None:  # the rail never got it: hand it over again
+                return await hand_over(connector, payout, now, timeout_seconds)
+            return outcome
+        if now - payout.processing_since >= recover_after:
+            return await connector.look_up(payout.ref, now)
+        return await connector.poll(payout.ref, now)
+
+
+async def record_answer(
+    conn: AsyncConnection,
+    payout: Processing,
+    answer: Outcome | Submitted,
+    now: datetime,
+    recheck: timedelta,
+) -> None:
+    """Keep a receipt's reference and when to ask first, or apply an outcome (once); a payout
+    still PROCESSING on the rail is asked again after ``recheck``."""
+    if isinstance(answer, Submitted):
+        await repository.record_submission(conn, payout.id, answer.reference, answer.check_at)
+    else:
+        await lifecycle.apply_outcome(conn, payout.tenant_id, payout.id, answer, now, recheck)
+
+
+async def submit(
+    db: Database,
+    connectors: Mapping[str, Connector],
+    clock: Clock,
+    tenant_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    timeout_seconds: float = CONNECTOR_TIMEOUT_SECONDS,
+) -> None:
+    """Hand a payout that just became PROCESSING to its connector, outside any transaction. If
+    the connector fails or times out, the payout stays PROCESSING and the worker recovers it."""
+    async with db.read() as conn:
+        found = await repository.get_payout(conn, tenant_id, payout_id)
+    if found is None:
+        raise NotFound(f"payout {payout_id} not found")
+    payout = _processing(found)
+    connector = connectors.get(payout.connector)
+    if connector is None:
+        log.error("payout_connector_unknown", payout_id=str(payout_id), name=payout.connector)
+        return
+    try:
+        submitted = await hand_over(connector, payout, clock.now(), timeout_seconds)
+    except Exception as error:  # noqa: BLE001 - whatever the rail does, the worker recovers
+        # The kind of failure only: a rail's message may quote the payout's details.
+        log.warning(
+            "payout_submit_failed",
+            payout_id=str(payout_id),
+            error=error_summary("submit", error),
+        )
+        return
+    async with db.write() as conn:
+        await repository.record_submission(conn, payout.id, submitted.reference, submitted.check_at)
