@@ -134,6 +134,73 @@ async def test_help_lists_every_command(tmp_path: Path) -> None:
     assert not (tmp_path / "untouched.db").exists(), "--help must not create a database"
 
 
+EVERY_COMMAND = [
+    (),
+    ("serve",),
+    ("worker",),
+    ("migrate",),
+    ("secret-key",),
+    ("reseal",),
+    ("verify",),
+    ("purge",),
+    ("stuck",),
+    ("tenants",),
+    ("tenants", "create"),
+    ("tenants", "list"),
+    ("keys",),
+    ("keys", "create"),
+    ("keys", "list"),
+    ("keys", "revoke"),
+]
+
+
+def help_of(url: str, command: tuple[str, ...], columns: int) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "kassa", *command, "--help"],
+        env=kassa_env(url, COLUMNS=str(columns)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: " ".join(c) or "kassa")
+def test_help_is_whole_sentences_and_flags(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Every help page. On a terminal too wide to wrap anything, each paragraph and each
+    option's or command's description is one line: a second line could only be a line break
+    of the source cutting a sentence in two. At 80 columns nothing is cut off with an
+    ellipsis, and a flag shows no value type beside it (as if it took one)."""
+    url = f"sqlite:///{tmp_path / 'untouched.db'}"
+    wide = help_of(url, command, 1000)
+    paragraph: list[str] = []
+    for line in [*wide.splitlines(), ""]:
+        if line.startswith("│"):
+            cells = line.strip("│ ")
+            continuation = line[1:].startswith(" " * 8)  # nothing in the name columns
+            if continuation:  # only Typer's own [default: …] or [required] may follow
+                assert cells.startswith("["), f"a description goes on a second line:\n{line}"
+        elif line.strip() and not line.startswith(("╭", "╰")):
+            paragraph.append(line.strip())
+        else:
+            assert len(paragraph) <= 1, f"a paragraph is broken into lines: {paragraph}"
+            paragraph = []
+    narrow = help_of(url, command, 80)
+    assert "…" not in narrow, narrow
+    for flag, shown in re.findall(r"│\s*\*?\s*(--[a-z-]+)(?:\s+--no-[a-z-]+)?\s+(\S+)", narrow):
+        if flag in ("--json", "--help", "--access-log", "--dry-run"):
+            assert not shown.startswith("<"), (flag, narrow)
+    assert not (tmp_path / "untouched.db").exists()
+
+
+def test_keys_create_help_lists_every_scope(tmp_path: Path) -> None:
+    page = help_of(f"sqlite:///{tmp_path / 'kassa.db'}", ("keys", "create"), 80)
+    text = " ".join(re.sub(r"(\s*│\s*)+", " ", page).split())
+    assert ", ".join(sorted(ALL_SCOPES)) in text, text
+    assert re.search(r"--json print the result as one JSON object", text), text
+
+
 # -- tenants -----------------------------------------------------------------------------------
 
 

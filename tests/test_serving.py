@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 from kassa.serving import FreezeAfterStartup
 from tests.helpers import KassaServer, run_cli
@@ -55,7 +58,32 @@ async def test_a_second_server_on_the_same_port_is_refused(server: KassaServer) 
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "serving" not in result.stdout + result.stderr
     assert listening_sockets(port) == 2
+
+
+async def test_the_running_server_said_it_was_serving(server: KassaServer) -> None:
+    port = urlsplit(server.url).port
+    assert f"kassa: serving http://127.0.0.1:{port} on " in server.log_path.read_text()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_stops_serve_before_it_says_serving(tmp_path: Path, workers: str) -> None:
+    """Whatever holds the port (here not a Kassa), ``kassa serve`` says it cannot listen there
+    and exits 2, and never first claims to be serving."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_cli(
+            f"sqlite:///{tmp_path / 'kassa.db'}", "serve", "--workers", workers, "--port", str(port)
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"kassa: cannot listen on 127.0.0.1:{port}: Address already in use; is another server"
+        " using the port? Choose another with --port"
+    ], result.stderr
 
 
 async def test_a_served_worker_freezes_what_start_up_made() -> None:

@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from kassa import __version__, compat, openapi_doc, workers
+from kassa import __version__, compat, docs_pages, openapi_doc, workers
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
 from kassa.events.endpoints import router as events_router
@@ -103,6 +103,9 @@ def create_app(
         # A path with a trailing slash is not another name for one without: 404, never a 307
         # to an absolute http:// URL the client may not be able to follow.
         redirect_slashes=False,
+        # FastAPI's pages load their assets from CDNs; kassa.docs_pages serves them itself.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.kassa = state
     install_problem_handlers(app)
@@ -116,4 +119,5 @@ def create_app(
     for dialect in dialects:
         app.include_router(dialect)
     openapi_doc.install(app)
+    docs_pages.install(app)
     return HotPath(app, state, dialects)

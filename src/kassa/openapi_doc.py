@@ -89,6 +89,11 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "integer", "minimum": 0},
     },
     "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}},
+    "Location": {
+        "description": "the created object's URL path (also on a replayed 201)",
+        "required": True,
+        "schema": {"type": "string"},
+    },
     "Idempotent-Replayed": {
         "description": "`true` when this is the stored answer to an earlier request with the"
         " same Idempotency-Key",
@@ -232,6 +237,8 @@ def _complete_headers(path: str, method: str, operation: dict[str, Any]) -> None
             names.append("Retry-After")
         if key == "401" and path.startswith("/v1/"):
             names.append("WWW-Authenticate")
+        if key == "201" and path.startswith("/v1/"):
+            names.append("Location")
         if key.startswith("2") and method in CHANGES:
             names.append("Idempotent-Replayed")
         if names:

@@ -17,6 +17,9 @@ full collection stopped a worker for 75-130 ms, every few seconds, and set the p
 Frozen objects are left out of every collection, so a full collection walks only what requests
 made since.
 
+The port is bound before anything else happens (:func:`run`): a port already in use is
+:class:`CannotListen` before a worker starts or a line says Kassa is serving.
+
 This module imports the app only when a worker builds it (``create_served_app``). A new worker
 unpickles its socket (``_bound_socket``, from here) before it starts answering the supervisor's
 health checks, and uvicorn kills a worker that does not answer within 5 s: on a busy machine,
@@ -25,6 +28,7 @@ importing the app first took 9-21 s, and every worker was killed and started aga
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
@@ -35,6 +39,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 APP = "kassa.serving:create_served_app"
@@ -80,6 +85,28 @@ class FreezeAfterStartup:
         await self.app(scope, receive, send_after_freezing)
 
 
+class CannotListen(Exception):
+    """The port cannot be had (in use, or not ours to take): nothing was started."""
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to the address, as uvicorn would bind it (``SO_REUSEADDR``, which on
+    Linux still refuses a port another socket listens on); uvicorn makes it listen."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise CannotListen(f"{host}:{port}: {error.strerror or error}") from error
+    sock.set_inheritable(True)
+    return sock
+
+
 def _reuse_port_supported() -> bool:
     return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
@@ -100,8 +127,17 @@ class _ReusePortSocket(socket.socket):
         return (_bound_socket, (self.family, self.getsockname()))
 
 
-def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve the app (``create_served_app``) until SIGINT or SIGTERM."""
+def run(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool,
+    on_bound: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve the app (``create_served_app``) until SIGINT or SIGTERM. The address is bound
+    first: if it cannot be, :class:`CannotListen` and nothing started; once it is, ``on_bound``
+    is called (``kassa serve`` says there that it is serving), then the workers start."""
     if access_log:  # the workers read their settings from the environment
         os.environ["KASSA_ACCESS_LOG"] = "1"
     options: dict[str, Any] = {
@@ -117,7 +153,9 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
         "log_level": "warning",
     }
     if workers == 1:
-        uvicorn.run(APP, **options)
+        sock = _listening_socket(host, port)
+        on_bound()
+        _serve_one(uvicorn.Config(APP, **options), sock)
         return
     from kassa.kit import metrics
 
@@ -126,23 +164,40 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
     metrics_dir = given or tempfile.mkdtemp(prefix="kassa-metrics-")
     os.environ[metrics.MULTIPROCESS_DIR_ENV] = metrics_dir
     try:
-        _run_workers(config_options=options, host=host, port=port)
+        _run_workers(config_options=options, host=host, port=port, on_bound=on_bound)
     finally:
         if not given:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _run_workers(*, config_options: dict[str, Any], host: str, port: int) -> None:
-    if not _reuse_port_supported():
-        uvicorn.run(APP, **config_options)
-        return
+def _serve_one(config: uvicorn.Config, sock: socket.socket) -> None:
+    """One process serving on ``sock``: what ``uvicorn.run`` does, given a bound socket."""
+    server = uvicorn.Server(config)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop at once, quietly
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:  # the app's start-up failed; uvicorn has logged why
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def _run_workers(
+    *, config_options: dict[str, Any], host: str, port: int, on_bound: Callable[[], None]
+) -> None:
     config = uvicorn.Config(APP, **config_options)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not _reuse_port_supported():  # one socket, shared by the workers
+        shared = _listening_socket(host, port)
+        on_bound()
+        try:
+            Multiprocess(config, sockets=[shared]).run()
+        finally:
+            shared.close()
+        return
     # SO_REUSEPORT would let a second Kassa share this port silently: refuse a taken port first.
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-    placeholder = _bound_socket(family, (host, port))
+    _listening_socket(host, port).close()
+    placeholder = _bound_socket(_family(host), (host, port))
+    on_bound()
     try:
         Multiprocess(config, sockets=[placeholder]).run()
     finally:

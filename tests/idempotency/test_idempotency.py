@@ -70,6 +70,69 @@ async def test_a_key_belongs_to_one_request(api: httpx.AsyncClient) -> None:
     assert (await get_wallet(api, wallet["id"]))["balance"] == 990
 
 
+async def test_the_same_json_is_the_same_request(api: httpx.AsyncClient) -> None:
+    """Whitespace, member order and string escapes do not make another request; another value
+    does. Through the hot path (a withdrawal) and through FastAPI (a wallet)."""
+    wallet = await create_wallet(api)
+    await deposit(api, wallet["id"], 1000)
+    path = f"/v1/wallets/{wallet['id']}/withdrawals"
+    json_type = {"Content-Type": "application/json", **keyed("same-json")}
+    first = await api.post(path, content=b'{"amount":7,"reference":"r-7"}', headers=json_type)
+    assert first.status_code == 201, first.text
+    for same in (
+        b'{"amount": 7, "reference": "r-7"}',
+        b'{\n  "reference": "r-7",\n  "amount": 7\n}\n',
+        b'{"amount":7,"reference":"\\u0072-7"}',
+    ):
+        again = await api.post(path, content=same, headers=json_type)
+        assert again.status_code == 201, (same, again.text)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content
+    for other in (b'{"amount": 8, "reference": "r-7"}', b'{"amount": 7, "reference": "r-8"}'):
+        refused = await api.post(path, content=other, headers=json_type)
+        assert refused.status_code == 422, (other, refused.text)
+        assert refused.json()["code"] == "idempotency_key_reused"
+    assert (await get_wallet(api, wallet["id"]))["balance"] == 993
+
+    customer = f"c-{wallet['id'][:8]}"
+    key = {"Content-Type": "application/json", **keyed("same-json-wallet")}
+    made = await api.post(
+        "/v1/wallets",
+        content=f'{{"customer_id":"{customer}","currency":"USD"}}'.encode(),
+        headers=key,
+    )
+    assert made.status_code == 201, made.text
+    remade = await api.post(
+        "/v1/wallets",
+        content=f'{{ "currency" : "USD" , "customer_id" : "{customer}" }}'.encode(),
+        headers=key,
+    )
+    assert remade.status_code == 201, remade.text
+    assert remade.headers["idempotent-replayed"] == "true"
+    assert remade.content == made.content
+
+
+def test_a_number_is_compared_by_its_text_and_other_bodies_by_their_bytes() -> None:
+    same = idempotency.fingerprint("POST", "/p", b'{"a": 7, "b": [1, {"d": 2, "c": 3}]}')
+    assert same == idempotency.fingerprint("POST", "/p", b'{"b":[1,{"c":3,"d":2}],"a":7}')
+    spellings = [b'{"a": 7}', b'{"a": 7.0}', b'{"a": 7.00}', b'{"a": 7e0}', b'{"a": "7"}']
+    assert len({idempotency.fingerprint("POST", "/p", body) for body in spellings}) == 5
+    big = b'{"a": 123456789012345678901234567891}'
+    assert idempotency.fingerprint("POST", "/p", big) != idempotency.fingerprint(
+        "POST", "/p", b'{"a": 123456789012345678901234567890}'
+    )
+    # Not JSON: byte for byte, and never the same as a JSON body.
+    for body in (b"", b"  ", b"amount=7", b'{"a": NaN}', b'{"a": 1} x', b"\xff"):
+        assert idempotency.canonical_body(body) == b"B" + body
+    assert idempotency.fingerprint("POST", "/p", b"") != idempotency.fingerprint("POST", "/p", b" ")
+    assert idempotency.fingerprint("POST", "/p", b"{}") != idempotency.fingerprint(
+        "POST", "/p", b""
+    )
+    assert idempotency.fingerprint("POST", "/p", b"{}") != idempotency.fingerprint(
+        "POST", "/q", b"{}"
+    )
+
+
 async def test_a_request_refused_while_parsing_is_not_stored(api: httpx.AsyncClient) -> None:
     wallet = await create_wallet(api)
     await deposit(api, wallet["id"], 100)

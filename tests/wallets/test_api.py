@@ -190,6 +190,25 @@ async def test_create_wallet_returns_the_whole_wallet(api: httpx.AsyncClient) ->
     assert wallet["updated_at"] == wallet["created_at"]
 
 
+async def test_every_url_safe_customer_id_reaches_its_instruments(api: httpx.AsyncClient) -> None:
+    """Each character a customer id may hold, and the longest one: the wallet is made, and the
+    customer's instruments path (the id as it is, unescaped) answers."""
+    suffix = uuid.uuid4().hex[:8]
+    for customer in (
+        f"AZaz09-_~.{suffix}",
+        f"~{suffix}",
+        f"{suffix}..",
+        suffix + "x" * (255 - len(suffix)),
+    ):
+        created = await api.post("/v1/wallets", json={"customer_id": customer, "currency": "EUR"})
+        assert created.status_code == 201, created.text
+        assert created.json()["customer_id"] == customer
+        instruments = await api.get(f"/v1/customers/{customer}/instruments")
+        assert instruments.status_code == 200, (customer, instruments.text)
+        listed = await api.get("/v1/wallets", params={"customer_id": customer})
+        assert [w["id"] for w in listed.json()["data"]] == [created.json()["id"]]
+
+
 async def test_create_wallet_defaults_name_and_metadata(api: httpx.AsyncClient) -> None:
     wallet = await create_wallet(api)
     assert wallet["name"] is None

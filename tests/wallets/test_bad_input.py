@@ -131,6 +131,21 @@ WALLET_CASES = [
     invalid_field("empty-customer", {"customer_id": "", "currency": "EUR"}, "customer_id"),
     invalid_field("long-customer", {"customer_id": "c" * 256, "currency": "EUR"}, "customer_id"),
     invalid_field("numeric-customer", {"customer_id": 42, "currency": "EUR"}, "customer_id"),
+    # Not URL-safe: such a customer's instruments path could never be reached.
+    *(
+        invalid_field(f"customer-{name}", {"customer_id": value, "currency": "EUR"}, "customer_id")
+        for name, value in [
+            ("slash", "a/b"),
+            ("space", "a b"),
+            ("percent", "a%2Fb"),
+            ("question-mark", "a?b"),
+            ("hash", "a#b"),
+            ("dot-dot", ".."),
+            ("leading-dot", ".x"),
+            ("non-ascii", "kundé"),
+            ("trailing-newline", "c\n"),
+        ]
+    ),
     invalid_field("empty-name", {"customer_id": "c", "currency": "EUR", "name": ""}, "name"),
     invalid_field("unknown-field", {"customer_id": "c", "currency": "EUR", "x": 1}, "x"),
     invalid_field("metadata-number", {"customer_id": "c", "currency": "EUR", "metadata": {"k": 1}}),
@@ -397,6 +412,17 @@ NUL_CASES = [
 async def test_nul_character_in_text_is_refused(funded: Funded, endpoint: str, case: Case) -> None:
     path = f"/v1/wallets/{funded.wallet['id']}/{endpoint}" if endpoint else "/v1/wallets"
     await refused_without_writes(funded, path, case)
+
+
+async def test_a_customer_id_that_is_not_url_safe_says_which_characters_are(
+    funded: Funded,
+) -> None:
+    case = invalid_field("slash", {"customer_id": "a/b", "currency": "EUR"}, "customer_id")
+    problem = await refused_without_writes(funded, "/v1/wallets", case)
+    (error,) = problem["errors"]
+    assert error["code"] == "invalid_customer_id"
+    assert "letters" in error["message"]
+    assert "`-` `_` `~` `.`" in error["message"]
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,10 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="tenant id")],
     scopes: Annotated[
         str | None,
-        typer.Option(help="comma-separated; default all: " + ",".join(sorted(SCOPES))),
+        typer.Option(
+            help="comma-separated, e.g. `wallets:read,wallets:write`; without it, every"
+            " scope: " + ", ".join(sorted(SCOPES))
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
     as_json: JsonFlag = False,

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
 from kassa import compat
 from kassa.config import Settings
@@ -27,14 +29,48 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    help="Kassa: a wallet ledger and withdrawal service. The database comes from "
-    "KASSA_DATABASE_URL (default: sqlite:///./kassa.db).",
+
+def _show_flags_as_flags(params: list[Any]) -> list[Any]:
+    """A flag (``--json``, ``--help``) shown without the ``<bool>`` Typer puts beside it, which
+    reads as if the flag took a value."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _show_flags_as_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _show_flags_as_flags(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Kassa's command groups: help as Markdown, so that a docstring's paragraphs are reflowed
+    to the terminal (Typer's default keeps each source line break, and the command list cut
+    sentences in two), and flags shown as flags."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(cls=_Group, rich_markup_mode="markdown", **options)
+
+    def command(
+        self, *args: Any, **options: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(*args, cls=_Command, **options)
+
+
+app = _Typer(
+    help="Kassa: a wallet ledger and withdrawal service. The database comes from"
+    " KASSA_DATABASE_URL (default: `sqlite:///./kassa.db`).",
     no_args_is_help=True,
     add_completion=False,
 )
-tenants_app = typer.Typer(help="Create and list tenants (merchants).", no_args_is_help=True)
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+tenants_app = _Typer(help="Create and list tenants (merchants).", no_args_is_help=True)
+keys_app = _Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 

@@ -30,15 +30,23 @@ def serve(
 
     checked = database(creates=True, migrated=True)
     secret_box(checked)  # a bad key stops the start, not the first webhook
-    typer.echo(
-        f"kassa: serving http://{host}:{port} on {DatabaseUrl(checked.database_url).redacted()}"
-        f" with {workers} worker(s)",
-        err=True,
-    )
+
+    def say_serving() -> None:  # only once the port is Kassa's
+        typer.echo(
+            f"kassa: serving http://{host}:{port} on"
+            f" {DatabaseUrl(checked.database_url).redacted()} with {workers} worker(s)",
+            err=True,
+        )
+
     try:
-        serving.run(host=host, port=port, workers=workers, access_log=access_log)
-    except OSError as error:
-        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+        serving.run(
+            host=host, port=port, workers=workers, access_log=access_log, on_bound=say_serving
+        )
+    except serving.CannotListen as error:
+        fail(
+            f"cannot listen on {error}; is another server using the port? Choose another with"
+            " --port"
+        )
 
 
 @app.command()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
+import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -21,9 +23,12 @@ async def respond(
     work: idempotency.Work,
     *,
     sealed: bool = False,
+    collection: str | None = None,
 ) -> Response:
     """Run a change's unit of work, with its Idempotency-Key if the request has one. A
-    ``sealed`` answer (one that shows a secret) is stored encrypted with the operator's key."""
+    ``sealed`` answer (one that shows a secret) is stored encrypted with the operator's key. A
+    change that creates an object in ``collection`` (its URL path) answers its 201 with the
+    object's ``Location`` (:func:`with_location`)."""
     target = request.url.path  # with its query, if any: it is part of what was asked
     if request.url.query:
         target += f"?{request.url.query}"
@@ -32,7 +37,21 @@ async def respond(
     )
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
     box = state.box if sealed else None
-    return answer_response(await idempotency.run(state.db, key, work, now, ttl, box=box))
+    answer = await idempotency.run(state.db, key, work, now, ttl, box=box)
+    if collection is not None:
+        answer = with_location(answer, collection)
+    return answer_response(answer)
+
+
+def with_location(answer: idempotency.Answer, collection: str) -> idempotency.Answer:
+    """``answer`` with ``Location: <collection>/<id>`` if it is a 201, the ``id`` read from its
+    body: so a replayed 201, which is the stored body, carries it too, and nothing about the
+    header needs storing. Any other answer is as it was."""
+    if answer.status != 201:
+        return answer
+    created = orjson.loads(answer.body)["id"]
+    location = ("location", f"{collection}/{created}")
+    return dataclasses.replace(answer, headers=[*answer.headers, location])
 
 
 def answer_response(answer: idempotency.Answer) -> Response:

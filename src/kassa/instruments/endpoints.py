@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
@@ -51,7 +52,8 @@ async def create_instrument(
         created = await service.create(conn, principal.tenant_id, customer_id, body, state.box, now)
         return 201, created
 
-    return await respond(request, state, principal, raw, now, work)
+    collection = f"/v1/customers/{quote(customer_id, safe='')}/instruments"
+    return await respond(request, state, principal, raw, now, work, collection=collection)
 
 
 @router.get("", **doc(Page[InstrumentOut], 200, 422, summary="List a customer's instruments"))

@@ -84,7 +84,7 @@ async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 201, await lifecycle.create(conn, principal.tenant_id, body, now, ttl)
 
-    return await respond(request, state, principal, raw, now, work)
+    return await respond(request, state, principal, raw, now, work, collection="/v1/payouts")
 
 
 @router.get("/payouts", **doc(Page[PayoutOut], 200, 404, 422, summary="List payouts"))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.deps import WalletsRead, WalletsWrite, WithdrawalsWrite
 from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
-from kassa.idempotency.http import answer_response, respond
+from kassa.idempotency.http import answer_response, respond, with_location
 from kassa.kit.errors import KassaError
 from kassa.kit.http import (
     JSON_MEDIA_TYPE,
@@ -56,7 +56,7 @@ async def create_wallet(request: Request, principal: WalletsWrite) -> Response:
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 201, await service.create_wallet(conn, principal.tenant_id, body, now)
 
-    return await respond(request, state, principal, raw, now, work)
+    return await respond(request, state, principal, raw, now, work, collection="/v1/wallets")
 
 
 @router.get("/wallets", **doc(Page[WalletOut], 200, 404, 422, summary="List wallets"))
@@ -132,7 +132,9 @@ async def post_money(
     )
     key = idempotency.key_for(principal.tenant_id, key_header, "POST", path, raw)
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
-    return await movements.move(state.db, request, state.clock.now(), answer_v1, key=key, ttl=ttl)
+    answer = await movements.move(state.db, request, state.clock.now(), answer_v1, key=key, ttl=ttl)
+    # A transaction is read at /v1/transactions/{id}; a replayed 201 gets its Location too.
+    return with_location(answer, "/v1/transactions")
 
 
 # Served by ``kassa.wallets.hotpath`` before FastAPI sees them; these routes document them and

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import Row
 
 from kassa.kit.fields import (
+    TEXT255,
     Currency,
     Description,
     Metadata,
@@ -23,8 +25,39 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A customer's id is part of URLs as it is (``/v1/customers/{customer_id}/instruments``): only
+# RFC 3986's unreserved characters, which no client escapes or changes, and no leading dot, so
+# that ``.`` and ``..``, which clients drop from paths, cannot be ids. Wallets made before this
+# rule keep their ids, and every lookup by customer still takes any text.
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,254}$"
+CUSTOMER_ID_RULE = "1 to 255 letters (A-Z, a-z), digits and `-` `_` `~` `.`, not starting with `.`"
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)  # with fullmatch: no newline at the end
+
+
+def _url_safe(value: str) -> str:
+    if _CUSTOMER_ID.fullmatch(value) is None:
+        raise PydanticCustomError("invalid_customer_id", f"must be {CUSTOMER_ID_RULE}")
+    return value
+
+
+CustomerId = Annotated[
+    str,
+    TEXT255,
+    AfterValidator(_url_safe),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": CUSTOMER_ID_PATTERN,
+            "description": f"the merchant's own id for the customer: {CUSTOMER_ID_RULE}",
+        }
+    ),
+]
+
+
 class NewWallet(Body):
-    customer_id: Text255
+    customer_id: CustomerId
     currency: Currency
     name: Text255 | None = None
     metadata: Metadata = Field(default_factory=dict)

@@ -54,7 +54,9 @@ async def create_endpoint(request: Request, principal: WebhooksManage) -> Respon
         endpoint = await service.create_endpoint(conn, principal.tenant_id, body, state.box, now)
         return 201, endpoint
 
-    return await respond(request, state, principal, raw, now, work, sealed=True)
+    return await respond(
+        request, state, principal, raw, now, work, sealed=True, collection="/v1/webhook-endpoints"
+    )
 
 
 @router.get(
