@@ -113,7 +113,7 @@ async def move_money(
         principal.tenant_id,
         request.headers.get(idempotency.HEADER),
         request.method,
-        request.url.path,
+        request.scope["path"],
         raw,
     )
     now = state.clock.now()

@@ -83,7 +83,7 @@ class Moved:
         status, frozen_until = effective_status(
             self.status, self.frozen_until, self.transaction.created_at
         )
-        return WalletOut(
+        return WalletOut.model_construct(
             id=ref.id,
             customer_id=ref.customer_id,
             currency=ref.currency,
@@ -129,7 +129,8 @@ def transaction_out(
     now: datetime,
 ) -> TransactionOut:
     movement = request.movement
-    return TransactionOut(
+    # Built from values the engines produced, not from a client's input: no validation.
+    return TransactionOut.model_construct(
         id=transaction_id,
         wallet_id=request.wallet_id,
         kind=movement.kind,
