@@ -11,7 +11,7 @@ from datetime import datetime
 from kassa.idempotency.service import Answer
 from kassa.kit.errors import KassaError
 from kassa.ledger.errors import InsufficientFunds, duplicate_reference
-from kassa.ledger.schemas import TransactionOut
+from kassa.ledger.schemas import TransactionKind, TransactionOut
 from kassa.wallets import rules
 from kassa.wallets.schemas import WalletOut, effective_status
 
@@ -20,7 +20,7 @@ from kassa.wallets.schemas import WalletOut, effective_status
 class Movement:
     """What a deposit, gift, immediate withdrawal or gift forfeit does to the ledger."""
 
-    kind: str  # the journal transaction's kind
+    kind: TransactionKind  # the journal transaction's kind
     account_kind: str  # the wallet's account it moves: cash or gift
     sign: int  # +1 into the wallet, -1 out of it
     counter_kind: str  # the tenant's system account on the other side
