@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,6 +25,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 YARDSTICK = ROOT.parent / "shared" / "bench" / "yardstick"
+# The SQLite yardstick: plain sqlite3, one connection, one transaction per withdrawal.
+YARDSTICK_SQLITE = ROOT.parent / "shared" / "bench" / "yardstick-sqlite"
 BENCH_DB = "kassa_bench"
 YARDSTICK_DB = "kassa_yardstick"  # the yardstick's own database (see its script)
 
@@ -53,6 +56,11 @@ class WrkResult:
     non2xx: int
     socket_errors: dict[str, int]
     other_cpu: float = 0.0  # cores used by other processes meanwhile (see OtherCpu)
+    server_cpu_s: float = 0.0  # CPU-seconds the server's processes used meanwhile
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / self.requests if self.requests else 0.0
 
 
 def load_average() -> str:
@@ -72,7 +80,8 @@ class OtherCpu:
 
     Ours: this process and its descendants (server, workers, wrk, the yardstick's pgbench), and
     the PostgreSQL backends serving the benchmark's databases; PostgreSQL's own background
-    processes count as ours too. Other = all the CPU the machine spent (/proc/stat) minus ours:
+    processes count as ours too, unless ``postgres`` is False (a SQLite run: then all of
+    PostgreSQL's work is other load). Other = all the CPU the machine spent (/proc/stat) minus ours:
     another test suite, a build. Figures measured while other load took more than a sliver of
     a core are not to be trusted. (Our processes' last fraction of a second before they exit
     lands in "other", which makes it a slight overestimate.)
@@ -80,8 +89,9 @@ class OtherCpu:
 
     INTERVAL_S = 0.5
 
-    def __init__(self, our_databases: Sequence[str]) -> None:
+    def __init__(self, our_databases: Sequence[str], *, postgres: bool = True) -> None:
         self._ours = frozenset(our_databases)
+        self._postgres = postgres
         self._tick = float(os.sysconf("SC_CLK_TCK"))
         self._seen: dict[int, float] = {}
         self._busy_s = 0.0
@@ -143,6 +153,8 @@ class OtherCpu:
         self._busy_s = busy_s
 
     def _is_ours(self, pid: int) -> bool:
+        if not self._postgres:
+            return False
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, UnicodeDecodeError):
@@ -193,6 +205,48 @@ def drop_database(admin_url: str) -> None:
 def settle_database(db_url: str) -> None:
     """What the yardstick does before each measurement: vacuum, then checkpoint."""
     asyncio.run(_admin(db_url, "VACUUM ANALYZE", "CHECKPOINT"))
+
+
+def settle_sqlite(path: Path) -> None:
+    """Before each SQLite measurement: the write-ahead log copied into the database and
+    emptied, so that no measurement pays for the one before it."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+
+
+def run_yardstick_sqlite(
+    seconds: int, wallets: int, synchronous: Sequence[str], folder: Path
+) -> dict[str, Figures]:
+    """The SQLite yardstick once per synchronous setting, its file in ``folder`` (the same
+    disk as Kassa's): figures by setting."""
+    args = [
+        str(YARDSTICK_SQLITE),
+        "--seconds",
+        str(seconds),
+        "--wallets",
+        str(wallets),
+        "--synchronous",
+        ",".join(synchronous),
+        "--dir",
+        str(folder),
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BenchError(f"yardstick-sqlite exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+    found: dict[str, Figures] = {}
+    pattern = (
+        r"^yardstick-sqlite synchronous=(\w+) tps=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+)\s*$"
+    )
+    for match in re.finditer(pattern, proc.stdout, re.MULTILINE):
+        mode, tps, p50, p99 = match.groups()
+        found[mode.upper()] = Figures(float(tps), float(p50), float(p99))
+    missing = [mode for mode in synchronous if mode.upper() not in found]
+    if missing:
+        raise BenchError(f"yardstick-sqlite printed no figures for {missing}:\n{proc.stdout}")
+    return found
 
 
 # --- the kassa CLI ---------------------------------------------------------------------------
@@ -296,6 +350,20 @@ def worker_pids(server_pid: int) -> list[int]:
         if match and int(match.group(1)) == server_pid and "spawn_main" in cmdline:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU-seconds (user + system) the processes ``pids`` used so far; one that is gone, 0."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Kassa's withdrawal benchmark: immediate withdrawals through the real server, against PostgreSQL.
+"""Kassa's withdrawal benchmark: immediate withdrawals through the real server.
 
     .venv/bin/python benchmarks/withdrawals.py [--seconds 15] [--clients 1,16,64]
         [--wallets 10000] [--workers 2] [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python benchmarks/withdrawals.py --backend sqlite [--workers 1] [...]
 
 One run creates a fresh database, migrates it, starts `kassa serve`, funds the wallets over
 HTTP, drives `POST /v1/wallets/{id}/withdrawals` with wrk ("spread": a random wallet per
@@ -11,7 +12,13 @@ dialect (Salla, WalletAPI, Autional), reads each worker's peak RSS, stops the se
 `kassa verify`, then runs the PostgreSQL yardstick (../shared/bench/yardstick) with the same
 clients, seconds and wallets, and prints Kassa's figures as a ratio to it (and each dialect's
 as a ratio to /v1's). The scenario is here; the machinery it runs on is `harness.py`. See
-README.md."""
+README.md.
+
+With `--backend sqlite` the database is a fresh SQLite file (the server, 1 worker by default,
+migrates it itself), the workloads are /v1's spread and hot, the database's write-ahead log is
+checkpointed before each measurement, and the yardstick is ../shared/bench/yardstick-sqlite
+(one connection, synchronous FULL and NORMAL, its file on the same disk), whose FULL figure
+each of Kassa's is a ratio to."""
 
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -36,10 +43,12 @@ from harness import (
     OTHER_CPU_WARN,
     YARDSTICK,
     YARDSTICK_DB,
+    YARDSTICK_SQLITE,
     BenchError,
     Figures,
     OtherCpu,
     WrkResult,
+    cpu_seconds,
     drop_database,
     free_port,
     kassa_bin,
@@ -51,7 +60,9 @@ from harness import (
     recreate_database,
     run_kassa,
     run_wrk,
+    run_yardstick_sqlite,
     settle_database,
+    settle_sqlite,
     start_server,
     stop_server,
     wait_healthy,
@@ -75,6 +86,12 @@ WARMUP_SECONDS = 3
 TARGET_SPREAD_RATIO = 0.4
 TARGET_HOT_RATIO = 1.0
 TARGET_P99_MS = 100.0
+# SQLite's targets (1 worker), at SQLITE_TARGET_CLIENTS clients.
+SQLITE_TARGET_CLIENTS = 16
+SQLITE_TARGET_TPS = 2_000.0
+SQLITE_TARGET_P99_MS = 20.0
+SQLITE_TARGET_RATIO = 0.3  # to yardstick-sqlite with synchronous=FULL
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")  # the yardstick's runs; the ratio is to the first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +102,7 @@ class Options:
     workers: int
     pg_url: str
     idempotency_keys: bool = False
+    backend: str = "postgresql"
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -95,7 +113,18 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--seconds", type=int, default=15, help="seconds per measurement")
     parser.add_argument("--clients", default="1,16,64", help="comma-separated client counts")
     parser.add_argument("--wallets", type=int, default=10_000, help="wallets for 'spread'")
-    parser.add_argument("--workers", type=int, default=2, help="kassa serve worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="kassa serve worker processes (default: 2 on PostgreSQL, 1 on SQLite)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="the database Kassa runs on (sqlite: a fresh file; see the module's text)",
+    )
     parser.add_argument(
         "--idempotency-keys",
         action="store_true",
@@ -113,15 +142,17 @@ def parse_args(argv: Sequence[str]) -> Options:
         parser.error(f"--clients must be comma-separated integers, not {ns.clients!r}")
     if not clients or min(clients) < 1:
         parser.error("--clients needs at least one count, each at least 1")
-    if ns.seconds < 1 or ns.wallets < 1 or ns.workers < 1:
+    workers = ns.workers if ns.workers is not None else (1 if ns.backend == "sqlite" else 2)
+    if ns.seconds < 1 or ns.wallets < 1 or workers < 1:
         parser.error("--seconds, --wallets and --workers must be at least 1")
     return Options(
         seconds=ns.seconds,
         clients=clients,
         wallets=ns.wallets,
-        workers=ns.workers,
+        workers=workers,
         pg_url=ns.pg_url,
         idempotency_keys=ns.idempotency_keys,
+        backend=ns.backend,
     )
 
 
@@ -328,7 +359,17 @@ class Run:
     server_log: str
 
 
-def measure_kassa(opts: Options, wrk: str, db_url: str, work: Path, other: OtherCpu) -> Run:
+def measure_kassa(
+    opts: Options,
+    wrk: str,
+    db_url: str,
+    work: Path,
+    other: OtherCpu,
+    *,
+    settle: Callable[[], None],
+    workloads: Sequence[str] = (*WORKLOADS, *DIALECTS),
+) -> Run:
+    """``settle`` runs before each measurement; ``workloads``: of WORKLOADS and DIALECTS."""
     env = {**os.environ, "KASSA_DATABASE_URL": db_url}
     log("kassa migrate")
     run_kassa(env, "migrate")
@@ -344,7 +385,8 @@ def measure_kassa(opts: Options, wrk: str, db_url: str, work: Path, other: Other
         server = start_server(env, port, opts.workers, log_file)
         try:
             wait_healthy(server, base_url)
-            started_workers = worker_pids(server.pid)
+            # With one worker, `kassa serve` serves in its own process.
+            started_workers = worker_pids(server.pid) or [server.pid]
 
             log(f"funding {opts.wallets} wallets and the hot wallet")
             began = time.monotonic()
@@ -354,24 +396,33 @@ def measure_kassa(opts: Options, wrk: str, db_url: str, work: Path, other: Other
             scripts: dict[str, Path] = {"spread": work / "spread.lua", "hot": work / "hot.lua"}
             write_lua(scripts["spread"], spread_ids, key, keyed=opts.idempotency_keys)
             write_lua(scripts["hot"], [hot_id], key, keyed=opts.idempotency_keys)
-            for dialect in DIALECTS:
+            for dialect in (w for w in workloads if w in DIALECTS):
                 scripts[dialect] = work / f"{dialect}.lua"
                 write_dialect_lua(scripts[dialect], dialect, spread_ids, key, str(tenant["id"]))
 
             log(f"warm-up: spread, {max(opts.clients)} clients, {WARMUP_SECONDS} s (not reported)")
             run_wrk(wrk, base_url, scripts["spread"], max(opts.clients), WARMUP_SECONDS)
-            for workload in (*WORKLOADS, *DIALECTS):
+            serving = sorted({server.pid, *started_workers})  # one worker: the server
+            for workload in workloads:
                 for clients in opts.clients:
-                    settle_database(db_url)
+                    settle()
                     other_before, began = other.seconds(), time.monotonic()
+                    server_before = cpu_seconds(serving)
                     result = run_wrk(wrk, base_url, scripts[workload], clients, opts.seconds)
                     other_cores = (other.seconds() - other_before) / (time.monotonic() - began)
-                    result = dataclasses.replace(result, other_cpu=other_cores)
+                    result = dataclasses.replace(
+                        result,
+                        other_cpu=other_cores,
+                        server_cpu_s=cpu_seconds(serving) - server_before,
+                    )
                     results[(workload, clients)] = result
                     line = kassa_line(workload, clients, result)
-                    log(f"{line} requests={result.requests} other_cpu={other_cores:.2f}")
+                    log(
+                        f"{line} requests={result.requests} other_cpu={other_cores:.2f} "
+                        f"server_cpu_ms={result.server_cpu_ms_per_request:.2f}/request"
+                    )
 
-            workers = worker_pids(server.pid)
+            workers = worker_pids(server.pid) or [server.pid]
             rss = {pid: peak_rss_mib(pid) for pid in workers}
         finally:
             stop_server(server)
@@ -492,16 +543,59 @@ def server_log_summary(text: str) -> str | None:
     return f"the server logged {len(noisy)} error/warning line(s); the last ones:\n{tail}"
 
 
-def main(argv: Sequence[str]) -> int:
-    opts = parse_args(argv)
-    wrk = shutil.which("wrk")
-    if wrk is None:
+def report_sqlite(opts: Options, run: Run, yard: dict[str, Figures], yard_other: float) -> None:
+    full = yard[SQLITE_SYNCHRONOUS[0]]
+    print(
+        f"# SQLite: {opts.seconds} s per measurement, {opts.wallets} wallets, "
+        f"{opts.workers} worker(s), "
+        f"{'an Idempotency-Key per request, ' if opts.idempotency_keys else ''}"
+        f"{os.cpu_count()} cores; funding took {run.funding_s:.0f} s"
+    )
+    for workload in WORKLOADS:
+        for clients in opts.clients:
+            result = run.kassa[(workload, clients)]
+            print(
+                f"{kassa_line(workload, clients, result)} "
+                f"| ratio to yardstick-sqlite FULL={ratio(result.figures, full):.2f} "
+                f"| server_cpu_ms={result.server_cpu_ms_per_request:.2f}/request "
+                f"| other_cpu={result.other_cpu:.2f}"
+            )
+    for mode, figures in yard.items():
         print(
-            "bench: wrk not found on PATH; install it (Debian/Ubuntu: "
-            "'apt-get update && apt-get install -y wrk')",
-            file=sys.stderr,
+            f"yardstick-sqlite synchronous={mode} tps={figures.tps:.1f} "
+            f"p50_ms={figures.p50_ms:.3f} p99_ms={figures.p99_ms:.3f}"
         )
-        return 2
+    for n, (pid, mib) in enumerate(sorted(run.rss_mib.items()), start=1):
+        print(f"rss worker={n} pid={pid} peak_mib={mib:.1f}")
+    print(f"yardstick other_cpu={yard_other:.2f} (over all its measurements)")
+    noisy = max([yard_other, *(r.other_cpu for r in run.kassa.values())])
+    if noisy > OTHER_CPU_WARN:
+        print(
+            f"warning: other processes used up to {noisy:.2f} cores during the measurements; "
+            "the figures are distorted, run again on a quiet machine"
+        )
+    print(run.verify_line)
+
+    def verdict(ok: bool) -> str:
+        return "MET" if ok else "NOT MET"
+
+    at = SQLITE_TARGET_CLIENTS
+    if at not in opts.clients:
+        print(f"targets: not judged (they are at clients={at}, not measured)")
+        return
+    print(f"targets at clients={at}:")
+    for workload in WORKLOADS:
+        f = run.kassa[(workload, at)].figures
+        print(
+            f"  {workload}: {f.tps:.0f}/s >= {SQLITE_TARGET_TPS:.0f}: "
+            f"{verdict(f.tps >= SQLITE_TARGET_TPS)}; p99 {f.p99_ms:.2f} ms <= "
+            f"{SQLITE_TARGET_P99_MS:.0f} ms: {verdict(f.p99_ms <= SQLITE_TARGET_P99_MS)}; "
+            f"ratio {ratio(f, full):.2f} >= {SQLITE_TARGET_RATIO}: "
+            f"{verdict(ratio(f, full) >= SQLITE_TARGET_RATIO)}"
+        )
+
+
+def main_postgresql(opts: Options, wrk: str) -> int:
     if not os.access(YARDSTICK, os.X_OK):
         print(f"bench: the yardstick is missing or not executable: {YARDSTICK}", file=sys.stderr)
         return 2
@@ -515,7 +609,9 @@ def main(argv: Sequence[str]) -> int:
                 OtherCpu((BENCH_DB, YARDSTICK_DB)) as other,
                 tempfile.TemporaryDirectory(prefix="kassa-bench-") as tmp,
             ):
-                run = measure_kassa(opts, wrk, db_url, Path(tmp), other)
+                run = measure_kassa(
+                    opts, wrk, db_url, Path(tmp), other, settle=lambda: settle_database(db_url)
+                )
                 log("the yardstick (pgbench, no application)")
                 other_before, began = other.seconds(), time.monotonic()
                 yard = run_yardstick(opts)
@@ -535,6 +631,63 @@ def main(argv: Sequence[str]) -> int:
         print("bench: FAILED: kassa verify found mismatches", file=sys.stderr)
         return 1
     return 0
+
+
+def main_sqlite(opts: Options, wrk: str) -> int:
+    if not os.access(YARDSTICK_SQLITE, os.X_OK):
+        print(
+            f"bench: the yardstick is missing or not executable: {YARDSTICK_SQLITE}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        log(f"SQLite; {load_average()}")
+        # PostgreSQL's processes are other load here: nothing of this run uses them.
+        with (
+            OtherCpu((), postgres=False) as other,
+            tempfile.TemporaryDirectory(prefix="kassa-bench-") as tmp,
+        ):
+            path = Path(tmp) / "kassa.db"
+            run = measure_kassa(
+                opts,
+                wrk,
+                f"sqlite:///{path}",
+                Path(tmp),
+                other,
+                settle=lambda: settle_sqlite(path),
+                workloads=WORKLOADS,
+            )
+            log(f"the yardstick (sqlite3, no application; {', '.join(SQLITE_SYNCHRONOUS)})")
+            other_before, began = other.seconds(), time.monotonic()
+            yard = run_yardstick_sqlite(opts.seconds, opts.wallets, SQLITE_SYNCHRONOUS, Path(tmp))
+            yard_other = (other.seconds() - other_before) / (time.monotonic() - began)
+    except (BenchError, OSError) as exc:
+        print(f"bench: FAILED: {exc}", file=sys.stderr)
+        return 1
+
+    noisy = server_log_summary(run.server_log)
+    if noisy:
+        log(noisy)
+    report_sqlite(opts, run, yard, yard_other)
+    if not run.verify_ok:
+        print("bench: FAILED: kassa verify found mismatches", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    opts = parse_args(argv)
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print(
+            "bench: wrk not found on PATH; install it (Debian/Ubuntu: "
+            "'apt-get update && apt-get install -y wrk')",
+            file=sys.stderr,
+        )
+        return 2
+    if opts.backend == "sqlite":
+        return main_sqlite(opts, wrk)
+    return main_postgresql(opts, wrk)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ withdrawals) as one prepared statement sent through asyncpg itself.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +75,12 @@ class Database:
         )
         if self.backend is Backend.SQLITE:
             _configure_sqlite(self.engine)
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
+
+    def on_close(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Have :meth:`close` await ``stop`` first: a part that keeps a connection of its own
+        (the SQLite writer of ``wallets.engine_sqlite``) closes with the database."""
+        self._on_close.append(stop)
 
     async def open(self) -> None:
         if self.backend is Backend.POSTGRESQL and self.pg_pool is None:
@@ -89,6 +95,9 @@ class Database:
             )
 
     async def close(self) -> None:
+        stops, self._on_close = self._on_close, []
+        for stop in stops:
+            await stop()
         if self.pg_pool is not None:
             await self.pg_pool.close()
             self.pg_pool = None
@@ -148,7 +157,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in (
             "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
+            "PRAGMA synchronous=FULL",  # an answered write survives a power cut
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000",
         ):

@@ -3,8 +3,9 @@ goes through :func:`move` (or, inside a caller's unit of work, :func:`move_in`):
 ASGI hot path, every dialect, and the forfeit when a wallet closes.
 
 The backend is chosen here, once: on PostgreSQL ``engine_pg`` (the group commit and the batch
-function ``kassa_post_wallets``), on SQLite ``engine_sqlite`` (one ``BEGIN IMMEDIATE`` unit of
-work). Both apply the same rules in the same order (a key in use or reused, a reference used
+function ``kassa_post_wallets``), on SQLite ``engine_sqlite`` (the process's one writer thread,
+``sqlite_writer``, which posts the movements that arrive together in one ``BEGIN IMMEDIATE``
+transaction). Both apply the same rules in the same order (a key in use or reused, a reference used
 before, an unknown, closed or frozen wallet, another currency, insufficient funds) and give the
 same refusals (``money.refusal``); ``tests/wallets/test_parity.py`` proves it on every route.
 
