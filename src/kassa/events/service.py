@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.events import repository
 from kassa.events.schemas import EventOut
 from kassa.kit.errors import NotFound
+from kassa.kit.ids import new_id
 from kassa.kit.pagination import Page, split_page
 
 
@@ -19,7 +20,7 @@ async def record(
     conn: AsyncConnection, tenant_id: uuid.UUID, type_: str, obj: BaseModel, now: datetime
 ) -> uuid.UUID:
     """Write one event in the caller's transaction: it commits or rolls back with the change."""
-    event_id = uuid.uuid4()
+    event_id = new_id()
     data: dict[str, Any] = obj.model_dump(mode="json")
     await repository.insert_event(conn, event_id, tenant_id, type_, data, now)
     return event_id

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.kit.errors import NotFound
+from kassa.kit.ids import new_id
 from kassa.kit.money import check_minor_units
 from kassa.ledger import repository
 from kassa.ledger.errors import HoldNotOpen, InsufficientFunds, UnbalancedTransaction
@@ -63,7 +64,7 @@ class Posting:
     description: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     hold_id: uuid.UUID | None = None
-    transaction_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    transaction_id: uuid.UUID = field(default_factory=new_id)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class HoldRequest:
     now: datetime
     expires_at: datetime | None = None
     reference: str | None = None
-    hold_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    hold_id: uuid.UUID = field(default_factory=new_id)
 
 
 async def place_hold(conn: AsyncConnection, request: HoldRequest) -> uuid.UUID:

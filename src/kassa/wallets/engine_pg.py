@@ -15,6 +15,7 @@ from kassa.idempotency import service as idempotency
 from kassa.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from kassa.kit import dberrors
 from kassa.kit.db import Database
+from kassa.kit.ids import new_id
 from kassa.wallets import batcher
 from kassa.wallets.batcher import Batcher, Posted, Posting
 from kassa.wallets.money import AnswerFor, MoneyRequest, Moved, Outcome, refusal, transaction_out
@@ -38,7 +39,7 @@ async def move(
     key: idempotency.Key | None,
     ttl: timedelta,
 ) -> idempotency.Answer:
-    transaction_id = uuid.uuid4()
+    transaction_id = new_id()
 
     def outcome(posted: Posted) -> Outcome:
         return _outcome(request, transaction_id, posted, now)
@@ -81,7 +82,7 @@ async def move(
 
 async def move_in(conn: AsyncConnection, request: MoneyRequest, now: datetime) -> Moved:
     """The same function inside the caller's transaction (no group commit)."""
-    transaction_id = uuid.uuid4()
+    transaction_id = new_id()
     raw = await conn.get_raw_connection()
     posting = _posting(request, transaction_id, now)
     try:
@@ -140,7 +141,7 @@ def _posting(request: MoneyRequest, transaction_id: uuid.UUID, now: datetime) ->
         metadata=request.metadata,
         now=now,
         refuse_frozen=movement.refuse_frozen,
-        event_id=uuid.uuid4(),
+        event_id=new_id(),
         event_type=movement.event,
         # The currency and balances are the database's to fill in.
         event_data=transaction_out(request, transaction_id, "", 0, now).model_dump_json(),

@@ -24,7 +24,6 @@ import json
 import os
 import sqlite3
 import time
-import uuid
 import weakref
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -38,6 +37,7 @@ from kassa.kit import dberrors
 from kassa.kit.db import Database
 from kassa.kit.errors import KassaError
 from kassa.kit.http import JSON_MEDIA_TYPE
+from kassa.kit.ids import new_id
 from kassa.ledger import repository as ledger_repository
 from kassa.ledger import service as ledger
 from kassa.ledger.errors import DuplicateReference, InsufficientFunds
@@ -272,7 +272,7 @@ def _post(conn: sqlite3.Connection, *, request: MoneyRequest, now: datetime) -> 
     if moved is None:
         raise refusal("insufficient_funds", request)
     balance_after: int = moved[0]
-    transaction_id = uuid.uuid4()
+    transaction_id = new_id()
     created_at = _stored_time(now)
     try:
         seq = conn.execute(
@@ -305,7 +305,7 @@ def _post(conn: sqlite3.Connection, *, request: MoneyRequest, now: datetime) -> 
     conn.execute(
         _INSERT_EVENT,
         (
-            uuid.uuid4().hex,
+            new_id().hex,
             tenant,
             movement.event,
             json.dumps(transaction.model_dump(mode="json")),
@@ -348,7 +348,7 @@ async def move_in(conn: AsyncConnection, request: MoneyRequest, now: datetime) -
     )
     assert account is not None
     signed = movement.sign * request.amount
-    transaction_id = uuid.uuid4()
+    transaction_id = new_id()
     try:
         posted = await ledger.post(
             conn,
