@@ -63,6 +63,28 @@ class WrkResult:
         return 1000 * self.server_cpu_s / self.requests if self.requests else 0.0
 
 
+def combine(slices: Sequence[WrkResult]) -> WrkResult:
+    """One workload measured in several slices of equal length, interleaved with the other
+    workloads (``--rounds``), as one result: the rate over all of them, the median slice's
+    p50 and the worst slice's p99 (a slice's percentiles cannot be merged exactly)."""
+    if not slices:
+        raise ValueError("no slices to combine")
+    p50s = sorted(r.figures.p50_ms for r in slices)
+    errors = {k: sum(r.socket_errors.get(k, 0) for r in slices) for k in slices[0].socket_errors}
+    return WrkResult(
+        figures=Figures(
+            tps=sum(r.figures.tps for r in slices) / len(slices),
+            p50_ms=p50s[len(p50s) // 2],
+            p99_ms=max(r.figures.p99_ms for r in slices),
+        ),
+        requests=sum(r.requests for r in slices),
+        non2xx=sum(r.non2xx for r in slices),
+        socket_errors=errors,
+        other_cpu=sum(r.other_cpu for r in slices) / len(slices),
+        server_cpu_s=sum(r.server_cpu_s for r in slices),
+    )
+
+
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores"

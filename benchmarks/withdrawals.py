@@ -48,6 +48,7 @@ from harness import (
     Figures,
     OtherCpu,
     WrkResult,
+    combine,
     cpu_seconds,
     drop_database,
     free_port,
@@ -103,6 +104,7 @@ class Options:
     pg_url: str
     idempotency_keys: bool = False
     backend: str = "postgresql"
+    rounds: int = 1
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -126,6 +128,13 @@ def parse_args(argv: Sequence[str]) -> Options:
         help="the database Kassa runs on (sqlite: a fresh file; see the module's text)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split each measurement into this many slices, the workloads taking turns"
+        " (so that a later workload does not meet a bigger database or another moment's load)",
+    )
+    parser.add_argument(
         "--idempotency-keys",
         action="store_true",
         help="send a fresh Idempotency-Key with every withdrawal",
@@ -143,8 +152,10 @@ def parse_args(argv: Sequence[str]) -> Options:
     if not clients or min(clients) < 1:
         parser.error("--clients needs at least one count, each at least 1")
     workers = ns.workers if ns.workers is not None else (1 if ns.backend == "sqlite" else 2)
-    if ns.seconds < 1 or ns.wallets < 1 or workers < 1:
-        parser.error("--seconds, --wallets and --workers must be at least 1")
+    if ns.seconds < 1 or ns.wallets < 1 or workers < 1 or ns.rounds < 1:
+        parser.error("--seconds, --wallets, --workers and --rounds must be at least 1")
+    if ns.seconds % ns.rounds:
+        parser.error("--seconds must be a multiple of --rounds")
     return Options(
         seconds=ns.seconds,
         clients=clients,
@@ -153,6 +164,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         pg_url=ns.pg_url,
         idempotency_keys=ns.idempotency_keys,
         backend=ns.backend,
+        rounds=ns.rounds,
     )
 
 
@@ -403,24 +415,29 @@ def measure_kassa(
             log(f"warm-up: spread, {max(opts.clients)} clients, {WARMUP_SECONDS} s (not reported)")
             run_wrk(wrk, base_url, scripts["spread"], max(opts.clients), WARMUP_SECONDS)
             serving = sorted({server.pid, *started_workers})  # one worker: the server
-            for workload in workloads:
-                for clients in opts.clients:
-                    settle()
-                    other_before, began = other.seconds(), time.monotonic()
-                    server_before = cpu_seconds(serving)
-                    result = run_wrk(wrk, base_url, scripts[workload], clients, opts.seconds)
-                    other_cores = (other.seconds() - other_before) / (time.monotonic() - began)
-                    result = dataclasses.replace(
-                        result,
-                        other_cpu=other_cores,
-                        server_cpu_s=cpu_seconds(serving) - server_before,
-                    )
-                    results[(workload, clients)] = result
-                    line = kassa_line(workload, clients, result)
-                    log(
-                        f"{line} requests={result.requests} other_cpu={other_cores:.2f} "
-                        f"server_cpu_ms={result.server_cpu_ms_per_request:.2f}/request"
-                    )
+            slices: dict[tuple[str, int], list[WrkResult]] = {}
+            for clients in opts.clients:
+                for _ in range(opts.rounds):
+                    for workload in workloads:
+                        settle()
+                        other_before, began = other.seconds(), time.monotonic()
+                        server_before = cpu_seconds(serving)
+                        seconds = opts.seconds // opts.rounds
+                        result = run_wrk(wrk, base_url, scripts[workload], clients, seconds)
+                        elapsed = time.monotonic() - began
+                        other_cores = (other.seconds() - other_before) / elapsed
+                        result = dataclasses.replace(
+                            result,
+                            other_cpu=other_cores,
+                            server_cpu_s=cpu_seconds(serving) - server_before,
+                        )
+                        slices.setdefault((workload, clients), []).append(result)
+                        line = kassa_line(workload, clients, result)
+                        log(
+                            f"{line} requests={result.requests} other_cpu={other_cores:.2f} "
+                            f"server_cpu_ms={result.server_cpu_ms_per_request:.2f}/request"
+                        )
+            results = {measured: combine(parts) for measured, parts in slices.items()}
 
             workers = worker_pids(server.pid) or [server.pid]
             rss = {pid: peak_rss_mib(pid) for pid in workers}
@@ -465,7 +482,8 @@ def report(
     opts: Options, run: Run, yard: dict[tuple[str, int], Figures], yard_other: float
 ) -> None:
     print(
-        f"# {opts.seconds} s per measurement, {opts.wallets} wallets, {opts.workers} workers, "
+        f"# {opts.seconds} s per measurement in {opts.rounds} round(s), {opts.wallets} wallets, "
+        f"{opts.workers} workers, "
         f"{'an Idempotency-Key per request, ' if opts.idempotency_keys else ''}"
         f"{os.cpu_count()} cores; funding took {run.funding_s:.0f} s"
     )
