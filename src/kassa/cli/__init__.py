@@ -4,7 +4,8 @@ secret-key, reseal.
 Each command imports what it needs when it runs, so that ``kassa --help`` and the quick
 commands start without loading the web framework, the database drivers or the dialects. The
 commands are in ``server`` (serve, worker, secret-key, reseal, migrate), ``accounts`` (tenants,
-keys) and ``operations`` (verify, purge, stuck); what they share is in ``common``."""
+keys) and ``operations`` (verify, purge, stuck); what they share is in ``common``; ``help`` draws
+the help pages without the Markdown and traceback parts of Rich that Typer would import."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ works on, failing cleanly, and printing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,14 +38,45 @@ def _show_flags_as_flags(params: list[Any]) -> list[Any]:
     return params
 
 
+def _print_help(command: TyperCommand | TyperGroup, ctx: Any) -> bool:
+    """Typer's help page without Typer's import of Rich's Markdown and tracebacks (most of the
+    start of ``kassa --help``); False where the page needs Typer's own drawing."""
+    from kassa.cli.help import print_help
+
+    return print_help(command, ctx)
+
+
+def _help_flag_false(option: Any) -> Any:
+    """The ``--help`` flag, False when not given: Typer leaves it None, and then checks None
+    as a bool through Pydantic, which it imports for that (a tenth of a second before every
+    subcommand, ``kassa secret-key`` as much as ``kassa keys create --help``)."""
+    if option is not None and option.default is None:
+        option.default = False
+    return option
+
+
 class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _show_flags_as_flags(super().get_params(ctx))
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _help_flag_false(super().get_help_option(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        if not _print_help(self, ctx):
+            super().format_help(ctx, formatter)
 
 
 class _Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return _show_flags_as_flags(super().get_params(ctx))
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _help_flag_false(super().get_help_option(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        if not _print_help(self, ctx):
+            super().format_help(ctx, formatter)
 
 
 class _Typer(typer.Typer):
@@ -130,6 +160,8 @@ def database(*, creates: bool = False, migrated: bool = False) -> Settings:
 def run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """``work`` done on the command's database (one connection); a refusal is the command's
     error message and exit code 1."""
+    import asyncio
+
     from kassa.kit.db import Database
 
     async def main() -> T:

@@ -3,7 +3,6 @@ looking after its database and its key."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -63,6 +62,8 @@ def worker(
 
     Run as many as you like beside the API: they share the work and never do one thing twice.
     `kassa serve` does this work itself on the SQLite default (KASSA_WORKER)."""
+    import asyncio
+
     from kassa import workers
     from kassa.kit.db import Database
 
