@@ -225,9 +225,11 @@ class HotPath:
         except Exception as error:  # noqa: BLE001 - answered as the FastAPI app answers it
             status, media_type, body, extra = render_exception(scope["path"], "POST", error)
             response = Response(body, status, dict(extra), media_type)
-        response.headers["request-id"] = request_id.decode()
-        await response(scope, receive, send)
-        return response.status_code
+        headers = [*response.raw_headers, (REQUEST_ID, request_id)]
+        status = response.status_code
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+        return status
 
 
 def _headers(scope: Scope) -> tuple[str | None, int | None, str | None, str | None]:
