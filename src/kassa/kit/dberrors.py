@@ -9,6 +9,10 @@ they mean to a client:
 - A connection that is lost or refused is ``ServiceUnavailable`` (503 with ``Retry-After``):
   nothing about the request is wrong, and its client may send it again. Only errors that can
   mean nothing else count (see :func:`connection_lost`): a bug never becomes a 503.
+- A database too busy to take the request (SQLite's write lock still held when its busy
+  timeout ran out, or no pooled connection free in time) is a 503 with ``Retry-After`` too
+  (see :func:`busy`): the statement never ran, so nothing was done. It is no outage and is not
+  logged as one.
 
 ``Database.write()`` and ``Database.read()`` pass every error through :func:`translate`; code
 that talks to asyncpg directly (the hot path's group commit) does the same.
@@ -30,6 +34,7 @@ from typing import NoReturn
 import asyncpg
 import structlog
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from kassa.kit.errors import KassaError, ServiceUnavailable
 
@@ -90,6 +95,10 @@ def translate(error: BaseException) -> KassaError | None:
         unavailable = ServiceUnavailable()
         unavailable.__cause__ = error
         return unavailable
+    if busy(error):
+        refused = ServiceUnavailable("the database is busy: nothing was done; try again shortly")
+        refused.__cause__ = error
+        return refused
     return None
 
 
@@ -103,9 +112,25 @@ _IDLE_CONNECTION_ENDED = re.compile(
     r'protocol is in the "failed" state|another operation \(2\) is in progress'
 )
 
-# SQLite's primary result codes for a database file it cannot read, write or open.
+# SQLite's primary result codes for a database file it cannot read, write or open, and for a
+# lock another connection holds.
 _SQLITE_IOERR = 10
 _SQLITE_CANTOPEN = 14
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def busy(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not take the statement yet: SQLite's lock
+    held by another connection past the busy timeout, or SQLAlchemy's pool without a free
+    connection in time. Either way the statement did not run."""
+    if isinstance(error, PoolTimeout):
+        return True
+    original = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(original, sqlite3.OperationalError):
+        code = getattr(original, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return False
 
 
 def connection_lost(error: BaseException) -> bool:
