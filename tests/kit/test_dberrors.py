@@ -47,9 +47,8 @@ def test_the_same_through_sqlalchemy(tmp_path: Path) -> None:
     holder = _locked(path)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
     try:
-        with pytest.raises(OperationalError) as caught, engine.connect() as conn:
+        with engine.connect() as conn, pytest.raises(OperationalError) as caught:
             conn.execute(text("INSERT INTO t VALUES (1)"))
-            conn.commit()
     finally:
         engine.dispose()
         holder.close()
