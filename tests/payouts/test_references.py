@@ -44,7 +44,8 @@ async def test_a_payout_cannot_take_a_transactions_reference(
     api: httpx.AsyncClient, server: KassaServer, tenant: TenantKey
 ) -> None:
     setup = await ready(api)
-    assert (await _withdraw(api, setup, "R-1")).status_code == 201
+    withdrawn = await _withdraw(api, setup, "R-1")
+    assert withdrawn.status_code == 201
     refused = await api.post(
         "/v1/payouts",
         json={
@@ -57,6 +58,7 @@ async def test_a_payout_cannot_take_a_transactions_reference(
     )
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "duplicate_reference"
+    assert refused.json()["transaction_id"] == withdrawn.json()["id"]
     listed = await api.get("/v1/payouts", params={"customer_id": setup.wallet["customer_id"]})
     assert listed.json()["data"] == []
     await verify_tenant(server, tenant)
@@ -78,6 +80,7 @@ async def test_no_movement_can_take_a_payouts_reference_and_the_payout_completes
     ):
         assert response.status_code == 409, response.text
         assert response.json()["code"] == "duplicate_reference"
+        assert response.json()["payout_id"] == payout["id"]
     autional = await api.post(
         f"/compat/autional/wallets/{setup.wallet['customer_id']}/withdraw",
         json={"amount": "1.00", "currency": "EUR", "reference_id": "P-1"},

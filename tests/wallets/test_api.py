@@ -460,7 +460,7 @@ async def test_duplicate_reference_moves_money_once(
 ) -> None:
     wallet = await create_wallet(api)
     other = await create_wallet(api)
-    await deposit(api, wallet["id"], 1000, reference="ref-1")
+    first = await deposit(api, wallet["id"], 1000, reference="ref-1")
     counts = await row_counts(db)
 
     again = await api.post(
@@ -468,15 +468,26 @@ async def test_duplicate_reference_moves_money_once(
     )
     problem = assert_problem(again, 409, "duplicate_reference")
     assert "ref-1" in problem["detail"]
+    # The refusal names what holds the reference, keyed or not, whichever route.
+    assert problem["transaction_id"] == first["id"]
+    assert first["id"] in problem["detail"]
     as_withdrawal = await api.post(
         f"/v1/wallets/{wallet['id']}/withdrawals", json={"amount": 10, "reference": "ref-1"}
     )
-    assert_problem(as_withdrawal, 409, "duplicate_reference")
+    assert (
+        assert_problem(as_withdrawal, 409, "duplicate_reference")["transaction_id"] == (first["id"])
+    )
+    keyed = await api.post(
+        f"/v1/wallets/{wallet['id']}/withdrawals",
+        json={"amount": 10, "reference": "ref-1"},
+        headers={"Idempotency-Key": "dup-ref-1"},
+    )
+    assert assert_problem(keyed, 409, "duplicate_reference")["transaction_id"] == first["id"]
     # References are unique per tenant, not per wallet.
     elsewhere = await api.post(
         f"/v1/wallets/{other['id']}/deposits", json={"amount": 5, "reference": "ref-1"}
     )
-    assert_problem(elsewhere, 409, "duplicate_reference")
+    assert assert_problem(elsewhere, 409, "duplicate_reference")["transaction_id"] == first["id"]
 
     assert (await get_wallet(api, wallet["id"]))["balance"] == 1000
     assert (await get_wallet(api, other["id"]))["balance"] == 0

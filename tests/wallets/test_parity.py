@@ -80,7 +80,7 @@ _PHRASES = {
     "wallet_frozen": ("is frozen",),
     "wallet_closed": ("is closed",),
     "insufficient_funds": ("minor units available", "greater than the wallet balance"),
-    "duplicate_reference": ("already used by a transaction or payout",),
+    "duplicate_reference": ("already used by",),
     "currency_mismatch": ("does not hold",),
     "idempotency_key_in_use": ("in flight", "in progress"),
     "idempotency_key_reused": ("different request",),

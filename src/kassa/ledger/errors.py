@@ -1,3 +1,5 @@
+import uuid
+
 from kassa.kit.errors import KassaError
 
 
@@ -13,14 +15,30 @@ class DuplicateReference(KassaError):
     title = "A transaction with this reference already exists"
 
 
-def duplicate_reference(reference: str | None = None) -> DuplicateReference:
-    """The one refusal of a reference used before, whichever path or constraint found it."""
+# What holds a reference: ("transaction" or "payout", its id).
+Holder = tuple[str, uuid.UUID]
+
+
+def duplicate_reference(
+    reference: str | None = None, holder: Holder | None = None
+) -> DuplicateReference:
+    """The one refusal of a reference used before, whichever path or constraint found it; it
+    names what holds the reference (``transaction_id`` or ``payout_id``) when that is known
+    (a unique index that had the last word on a race does not say)."""
     named = "the reference" if reference is None else f"reference {reference!r}"
-    return DuplicateReference(
-        f"{named} was already used by a transaction or payout of this tenant;"
-        " nothing was done twice",
+    if holder is None:
+        return DuplicateReference(
+            f"{named} was already used by a transaction or payout of this tenant;"
+            " nothing was done twice",
+            reference=reference,
+        )
+    kind, holder_id = holder
+    refused = DuplicateReference(
+        f"{named} was already used by {kind} {holder_id}; nothing was done twice",
         reference=reference,
     )
+    refused.extra[f"{kind}_id"] = str(holder_id)
+    return refused
 
 
 class CurrencyMismatch(KassaError):

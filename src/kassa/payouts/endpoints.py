@@ -11,19 +11,21 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth.deps import PayoutsRead, PayoutsWrite
-from kassa.idempotency.http import respond
+from kassa.auth.service import Principal
+from kassa.idempotency import service as idempotency
+from kassa.idempotency.http import answer_response, respond, with_location
 from kassa.idempotency.service import REPLAYED_HEADER
-from kassa.kit.errors import Forbidden
+from kassa.kit.db import Backend
 from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.payouts import lifecycle, options, rails
+from kassa.payouts import engine_pg, lifecycle, options, rails
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
 from kassa.state import app_state
 
 router = APIRouter(prefix="/v1", tags=["payouts"], dependencies=[Depends(refuse_unknown_query)])
-SETTLE_SCOPE = "payouts:settle"
+SETTLE_SCOPE = lifecycle.SETTLE_SCOPE
 
 
 @router.get("/payment-options", **doc(PaymentOptions, 200, summary="Get payment options"))
@@ -80,6 +82,18 @@ async def create_payout(request: Request, principal: PayoutsWrite) -> Response:
     state = app_state(request)
     now = state.clock.now()
     ttl = timedelta(minutes=state.settings.payout_preview_minutes)
+    if state.db.backend is Backend.POSTGRESQL:
+        # One statement holds the rules (``engine_pg``): the same answers, stored alike.
+        done = await engine_pg.create(
+            state.db,
+            _key(request, principal, raw),
+            principal.tenant_id,
+            body,
+            now,
+            ttl,
+            _key_ttl(request),
+        )
+        return answer_response(with_location(done.answer, "/v1/payouts"))
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         return 201, await lifecycle.create(conn, principal.tenant_id, body, now, ttl)
@@ -146,14 +160,32 @@ async def change_status(request: Request, payout_id: str, principal: PayoutsWrit
     body = parse_json(raw, StatusChange)
     state = app_state(request)
     now, payout = state.clock.now(), parse_id(payout_id, "payout")
+    may_settle = SETTLE_SCOPE in principal.scopes
+
+    if state.db.backend is Backend.POSTGRESQL:
+        # One statement holds the rules (``engine_pg``): the same answers, stored alike.
+        done = await engine_pg.change_status(
+            state.db,
+            _key(request, principal, raw),
+            principal.tenant_id,
+            payout,
+            body.status,
+            body.reason,
+            now,
+            _key_ttl(request),
+            may_settle=may_settle,
+        )
+        if body.status == "PROCESSING" and done.payout is not None:
+            await rails.submit_moved(state.db, state.connectors, state.clock, done.payout)
+        return answer_response(done.answer)
 
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        if body.status in lifecycle.MANUAL_OUTCOMES and SETTLE_SCOPE not in principal.scopes:
+        if body.status in lifecycle.MANUAL_OUTCOMES and not may_settle:
             # Refused where the outcome could be posted now; a payout not found, or not
             # awaiting its outcome, answers as it does for any key.
             current = await lifecycle.get(conn, principal.tenant_id, payout)
             if body.status in current.next_status:
-                raise Forbidden(f"posting a payout's outcome needs the scope {SETTLE_SCOPE}")
+                raise lifecycle.settle_refused()
         changed = await lifecycle.change_status(
             conn, principal.tenant_id, payout, body.status, body.reason, now
         )
@@ -163,6 +195,19 @@ async def change_status(request: Request, payout_id: str, principal: PayoutsWrit
     if body.status == "PROCESSING" and response.status_code == 200 and not _replayed(response):
         await rails.submit(state.db, state.connectors, state.clock, principal.tenant_id, payout)
     return response
+
+
+def _key(request: Request, principal: Principal, raw: bytes) -> idempotency.Key | None:
+    """The request's Idempotency-Key, fingerprinted as ``idempotency.http.respond`` does."""
+    target = request.url.path
+    if request.url.query:
+        target += f"?{request.url.query}"
+    header = request.headers.get(idempotency.HEADER)
+    return idempotency.key_for(principal.tenant_id, header, request.method, target, raw)
+
+
+def _key_ttl(request: Request) -> timedelta:
+    return timedelta(hours=app_state(request).settings.idempotency_ttl_hours)
 
 
 def _replayed(response: Response) -> bool:

@@ -5,6 +5,11 @@ amount + fee on the wallet's cash. PROCESSING hands the payout to its connector 
 database transaction: see ``rails``). COMPLETED captures the hold in one journal transaction
 (wallet -> ``payouts_clearing`` for the amount, wallet -> ``fees`` for the fee); FAILED and
 CANCELLED release it. Each change commits with its event.
+
+These are the rules as SQLite runs them (and the PostgreSQL worker's expiry). On PostgreSQL a
+change posted through the API, and a rail's final outcome, go through the functions of
+``engine_pg``, which apply the same rules in the same order and refuse in the same words (the
+error builders here); ``tests/payouts/test_parity.py`` runs one table of cases through both.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.events import service as events
 from kassa.instruments import service as instruments
 from kassa.kit.clock import isoformat
-from kassa.kit.errors import NotFound
+from kassa.kit.errors import Forbidden, NotFound
 from kassa.kit.pagination import Page, split_page
 from kassa.ledger import service as ledger
 from kassa.ledger.errors import CurrencyMismatch, InsufficientFunds
@@ -47,6 +52,7 @@ _NEXT: dict[str, list[PayoutStatus]] = {
 }
 # A manual payout's outcome, posted by the merchant (it needs the scope payouts:settle).
 MANUAL_OUTCOMES: list[PayoutStatus] = ["COMPLETED", "FAILED"]
+SETTLE_SCOPE = "payouts:settle"
 
 
 def next_status(payout: Payout) -> list[PayoutStatus]:
@@ -60,8 +66,34 @@ def _out(payout: Payout) -> PayoutOut:
     return PayoutOut.from_row(payout, next_status(payout))
 
 
-def _history(status: str, now: datetime, reason: str | None = None) -> dict[str, Any]:
+def history_entry(status: str, now: datetime, reason: str | None = None) -> dict[str, Any]:
     return {"status": status, "at": isoformat(now), "reason": reason}
+
+
+def currency_mismatch(wallet_currency: str, currency: str) -> CurrencyMismatch:
+    return CurrencyMismatch(f"the wallet holds {wallet_currency}, not {currency}")
+
+
+def no_instrument(instrument_id: uuid.UUID) -> NotFound:
+    return NotFound(f"the wallet's customer has no payment instrument {instrument_id}")
+
+
+def settle_refused() -> Forbidden:
+    return Forbidden(f"posting a payout's outcome needs the scope {SETTLE_SCOPE}")
+
+
+def invalid_transition(payout: Payout, target: str) -> InvalidStatusTransition:
+    allowed = next_status(payout)
+    return InvalidStatusTransition(
+        f"a {payout.status} payout can move to {', '.join(allowed) or 'nothing'}, not {target}"
+    )
+
+
+def insufficient_funds(payout: Payout) -> InsufficientFunds:
+    total = payout.amount + payout.fee_total
+    return InsufficientFunds(
+        f"the wallet has less than {total} minor units (amount and fee) available"
+    )
 
 
 async def _payout(
@@ -83,10 +115,10 @@ async def create(
     """A PREVIEW: checks the payout could go and fixes its fee; no money moves."""
     wallet = await wallets.get_wallet(conn, tenant_id, body.wallet_id, now)
     if body.currency is not None and body.currency != wallet.currency:
-        raise CurrencyMismatch(f"the wallet holds {wallet.currency}, not {body.currency}")
+        raise currency_mismatch(wallet.currency, body.currency)
     instrument = await instruments.find(conn, tenant_id, body.instrument_id)
     if instrument is None or instrument.customer_id != wallet.customer_id:
-        raise NotFound(f"the wallet's customer has no payment instrument {body.instrument_id}")
+        raise no_instrument(body.instrument_id)
     tenant_options = await payment_options.get_options(conn, tenant_id)
     option = payment_options.find_option(tenant_options, body.payment_option)
     payment_options.check_option(option, wallet.currency, body.amount, instrument.type)
@@ -113,7 +145,7 @@ async def create(
             "description": body.description,
             "metadata": body.metadata,
             "expires_at": now + preview_ttl,
-            "history": [_history("PREVIEW", now)],
+            "history": [history_entry("PREVIEW", now)],
             "created_at": now,
             "updated_at": now,
         },
@@ -170,14 +202,12 @@ async def change_status(
     payout = await _payout(conn, tenant_id, payout_id, lock=True)
     allowed = next_status(payout)
     cancelled_by_expiry = ("CANCELLED", "EXPIRED", None)
-    expired = (payout.status, payout.status_reason, payout.hold_id) == cancelled_by_expiry
-    if target == "PENDING" and expired and payout.expires_at <= now:
+    was_expired = (payout.status, payout.status_reason, payout.hold_id) == cancelled_by_expiry
+    if target == "PENDING" and was_expired and payout.expires_at <= now:
         # The worker cancelled the expired preview already: the same answer as before it did.
-        raise _expired(payout)
+        raise expired(payout)
     if target not in allowed:
-        raise InvalidStatusTransition(
-            f"a {payout.status} payout can move to {', '.join(allowed) or 'nothing'}, not {target}"
-        )
+        raise invalid_transition(payout, target)
     values: dict[str, Any] = {}
     if target == "PENDING":
         values = await _hold(conn, payout, now)
@@ -230,14 +260,14 @@ async def _capture(conn: AsyncConnection, payout: Payout, now: datetime) -> uuid
     return posted.transaction_id
 
 
-def _expired(payout: Payout) -> PayoutExpired:
+def expired(payout: Payout) -> PayoutExpired:
     return PayoutExpired(f"the preview expired at {isoformat(payout.expires_at)}")
 
 
 async def _hold(conn: AsyncConnection, payout: Payout, now: datetime) -> dict[str, Any]:
     """Every check a PENDING payout passes, then its hold of amount + fee."""
     if payout.expires_at <= now:
-        raise _expired(payout)
+        raise expired(payout)
     wallet = await wallets.lock_for_change(conn, payout.tenant_id, payout.wallet_id, now)
     refused = rules.refusal(
         status=wallet.status,
@@ -270,9 +300,7 @@ async def _hold(conn: AsyncConnection, payout: Payout, now: datetime) -> dict[st
             ),
         )
     except InsufficientFunds:
-        raise InsufficientFunds(
-            f"the wallet has less than {total} minor units (amount and fee) available"
-        ) from None
+        raise insufficient_funds(payout) from None
     return {
         "hold_id": hold_id,
         "pending_expires_at": now + timedelta(seconds=tenant_options.pending_ttl_seconds),
@@ -294,7 +322,7 @@ async def _move(
         {
             "status": target,
             "status_reason": reason,
-            "history": [*payout.history, _history(target, now, reason)],
+            "history": [*payout.history, history_entry(target, now, reason)],
             "updated_at": now,
             **values,
         },

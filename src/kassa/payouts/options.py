@@ -38,24 +38,45 @@ def find_option(options: PaymentOptions, code: str) -> PaymentOption:
     for option in options.options:
         if option.code == code:
             return option
-    raise UnknownPaymentOption(f"the tenant has no payment option {code}")
+    raise unknown_option(code)
 
 
 def check_option(option: PaymentOption, currency: str, amount: int, instrument_type: str) -> None:
     """The option pays out this currency and amount to this type of instrument, or 422."""
     if currency not in option.currencies:
-        raise PaymentOptionRefused(f"{option.code} does not pay out {currency}")
+        raise currency_refused(option.code, currency)
     if not option.min_amount <= amount <= option.max_amount:
-        raise PaymentOptionRefused(
-            f"{option.code} pays out {option.min_amount} to {option.max_amount} minor units"
-        )
+        raise amount_refused(option.code, option.min_amount, option.max_amount)
     if instrument_type not in option.instrument_types:
-        raise PaymentOptionRefused(f"{option.code} does not pay to a {instrument_type}")
+        raise instrument_refused(option.code, instrument_type)
+
+
+# The refusals of options, in the same words from each engine.
+
+
+def unknown_option(code: str) -> UnknownPaymentOption:
+    return UnknownPaymentOption(f"the tenant has no payment option {code}")
+
+
+def currency_refused(code: str, currency: str) -> PaymentOptionRefused:
+    return PaymentOptionRefused(f"{code} does not pay out {currency}")
+
+
+def amount_refused(code: str, min_amount: int, max_amount: int) -> PaymentOptionRefused:
+    return PaymentOptionRefused(f"{code} pays out {min_amount} to {max_amount} minor units")
+
+
+def instrument_refused(code: str, instrument_type: str) -> PaymentOptionRefused:
+    return PaymentOptionRefused(f"{code} does not pay to a {instrument_type}")
 
 
 def fee_for(option: PaymentOption, amount: int) -> int:
     """The option's fee on ``amount``; the two together must fit in 10^15 minor units."""
     fee = option.fee.fee(amount)
     if amount + fee > MAX_MINOR_UNITS:
-        raise PaymentOptionRefused("the amount and its fee are above 10^15 minor units")
+        raise fee_too_large()
     return fee
+
+
+def fee_too_large() -> PaymentOptionRefused:
+    return PaymentOptionRefused("the amount and its fee are above 10^15 minor units")

@@ -19,10 +19,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.kit.clock import Clock
-from kassa.kit.db import Database
+from kassa.kit.db import Backend, Database
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import NotFound
-from kassa.payouts import lifecycle, repository
+from kassa.payouts import engine_pg, lifecycle, repository
 from kassa.payouts.connectors import Connector, Outcome, PayoutRef, Submitted
 from kassa.payouts.repository import Payout
 
@@ -100,6 +100,9 @@ async def record_answer(
     still PROCESSING on the rail is asked again after ``recheck``."""
     if isinstance(answer, Submitted):
         await repository.record_submission(conn, payout.id, answer.reference, answer.check_at)
+    elif answer.status != "PROCESSING" and conn.dialect.name == "postgresql":
+        # The same function as a change posted through the API (``engine_pg``).
+        await engine_pg.apply_outcome_in(conn, payout.tenant_id, payout.id, answer, now)
     else:
         await lifecycle.apply_outcome(conn, payout.tenant_id, payout.id, answer, now, recheck)
 
@@ -118,10 +121,21 @@ async def submit(
         found = await repository.get_payout(conn, tenant_id, payout_id)
     if found is None:
         raise NotFound(f"payout {payout_id} not found")
+    await submit_moved(db, connectors, clock, found, timeout_seconds)
+
+
+async def submit_moved(
+    db: Database,
+    connectors: Mapping[str, Connector],
+    clock: Clock,
+    found: Payout,
+    timeout_seconds: float = CONNECTOR_TIMEOUT_SECONDS,
+) -> None:
+    """``submit`` for the payout as its move to PROCESSING returned it (no second read)."""
     payout = _processing(found)
     connector = connectors.get(payout.connector)
     if connector is None:
-        log.error("payout_connector_unknown", payout_id=str(payout_id), name=payout.connector)
+        log.error("payout_connector_unknown", payout_id=str(payout.id), name=payout.connector)
         return
     try:
         submitted = await hand_over(connector, payout, clock.now(), timeout_seconds)
@@ -129,9 +143,12 @@ async def submit(
         # The kind of failure only: a rail's message may quote the payout's details.
         log.warning(
             "payout_submit_failed",
-            payout_id=str(payout_id),
+            payout_id=str(payout.id),
             error=error_summary("submit", error),
         )
+        return
+    if db.backend is Backend.POSTGRESQL:
+        await engine_pg.record_submission(db, payout.id, submitted.reference, submitted.check_at)
         return
     async with db.write() as conn:
         await repository.record_submission(conn, payout.id, submitted.reference, submitted.check_at)

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import column, exists, literal, select, table, text, union_all
+from sqlalchemy import column, literal, select, table, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.ledger.errors import duplicate_reference
+from kassa.ledger.errors import Holder, duplicate_reference
 from kassa.ledger.tables import journal_transactions
 
 # The payouts table by name: the rule spans the ledger and payouts, and payouts (which claim
 # references here) are above this module, not below it.
-payouts = table("payouts", column("tenant_id"), column("reference"))
+payouts = table("payouts", column("id"), column("tenant_id"), column("reference"))
 
 
 def lock_key(tenant_id: uuid.UUID, reference: str) -> str:
@@ -32,17 +32,22 @@ def lock_key(tenant_id: uuid.UUID, reference: str) -> str:
     return f"reference:{tenant_id}:{reference}"
 
 
-async def is_taken(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str) -> bool:
+async def holder(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str) -> Holder | None:
+    """The transaction or payout of the tenant that carries ``reference``, if one does."""
     used = union_all(
-        select(literal(1)).where(
+        select(literal("transaction"), journal_transactions.c.id).where(
             journal_transactions.c.tenant_id == tenant_id,
             journal_transactions.c.reference == reference,
         ),
-        select(literal(1)).where(
+        select(literal("payout"), payouts.c.id).where(
             payouts.c.tenant_id == tenant_id, payouts.c.reference == reference
         ),
-    )
-    return bool(await conn.scalar(select(exists(used))))
+    ).limit(1)
+    found = (await conn.execute(used)).first()
+    if found is None:
+        return None
+    kind, holder_id = found
+    return str(kind), holder_id if isinstance(holder_id, uuid.UUID) else uuid.UUID(holder_id)
 
 
 async def claim(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str | None) -> None:
@@ -55,5 +60,6 @@ async def claim(conn: AsyncConnection, tenant_id: uuid.UUID, reference: str | No
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": lock_key(tenant_id, reference)},
         )
-    if await is_taken(conn, tenant_id, reference):
-        raise duplicate_reference(reference)
+    taken_by = await holder(conn, tenant_id, reference)
+    if taken_by is not None:
+        raise duplicate_reference(reference, taken_by)

@@ -37,7 +37,8 @@ from kassa.kit import dberrors, metrics
 
 POST_WALLETS_SQL = (
     "SELECT o_error, o_currency, o_balance_after, o_cash, o_held, o_gift, o_wallet_status,"
-    " o_frozen_until, o_freeze_reason, o_updated_at, o_status, o_media, o_body, o_replayed"
+    " o_frozen_until, o_freeze_reason, o_updated_at, o_status, o_media, o_body, o_replayed,"
+    " o_existing_object, o_existing_id"
     " FROM kassa_post_wallets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
     " $12, $13, $14, $15, $16, $17, $18, $19)"
 )
@@ -103,6 +104,9 @@ class Posted:
     media_type: str | None = None
     body: bytes | None = None
     replayed: bool = False
+    # A used reference: what holds it ("transaction" or "payout") and its id.
+    existing_object: str | None = None
+    existing_id: uuid.UUID | None = None
 
     @property
     def stored(self) -> Answer | None:

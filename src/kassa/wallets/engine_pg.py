@@ -101,7 +101,10 @@ def _outcome(
     request: MoneyRequest, transaction_id: uuid.UUID, posted: Posted, now: datetime
 ) -> Outcome:
     if posted.error is not None:
-        return refusal(posted.error, request)
+        holder = None
+        if posted.existing_object is not None and posted.existing_id is not None:
+            holder = (posted.existing_object, posted.existing_id)
+        return refusal(posted.error, request, holder)
     assert posted.currency is not None
     assert posted.balance_after is not None
     assert posted.cash is not None

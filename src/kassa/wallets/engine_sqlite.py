@@ -24,6 +24,7 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 import weakref
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -40,7 +41,7 @@ from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.ids import new_id
 from kassa.ledger import repository as ledger_repository
 from kassa.ledger import service as ledger
-from kassa.ledger.errors import DuplicateReference, InsufficientFunds
+from kassa.ledger.errors import DuplicateReference, Holder, InsufficientFunds
 from kassa.references import service as references
 from kassa.wallets import repository, rules
 from kassa.wallets.money import (
@@ -129,12 +130,14 @@ _STORE_ANSWER = (
     "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,"
     " sealed, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)"
 )
-# references.service.is_taken: a reference is unique per tenant across transactions and payouts.
-_REFERENCE_TAKEN = (
-    "SELECT EXISTS (SELECT 1 FROM journal_transactions WHERE tenant_id = ?1 AND reference = ?2"
-    " UNION ALL SELECT 1 FROM payouts WHERE tenant_id = ?1 AND reference = ?2)"
+# references.service.holder: a reference is unique per tenant across transactions and payouts.
+_REFERENCE_HOLDER = (
+    "SELECT 'transaction', id FROM journal_transactions WHERE tenant_id = ?1 AND reference = ?2"
+    " UNION ALL SELECT 'payout', id FROM payouts WHERE tenant_id = ?1 AND reference = ?2 LIMIT 1"
 )
-_JOURNAL_REFERENCE = "SELECT 1 FROM journal_transactions WHERE tenant_id = ?1 AND reference = ?2"
+_JOURNAL_REFERENCE = (
+    "SELECT 'transaction', id FROM journal_transactions WHERE tenant_id = ?1 AND reference = ?2"
+)
 # The wallet with its two accounts (repository.get_wallet and ledger's wallet_account in one).
 _WALLET = (
     "SELECT w.status, w.frozen_until, w.currency, w.freeze_reason, w.updated_at,"
@@ -237,6 +240,12 @@ def _post_keyed(
     return answer
 
 
+def _holder(row: tuple[str, str]) -> Holder:
+    """What holds a reference, from a row of ``_REFERENCE_HOLDER`` (ids as 32 hex digits)."""
+    kind, stored_id = row
+    return kind, uuid.UUID(stored_id)
+
+
 def _post(conn: sqlite3.Connection, *, request: MoneyRequest, now: datetime) -> Moved:
     """The movement (:func:`move_in`'s rules, in its order); a refusal raises, and the writer
     rolls back what this wrote."""
@@ -244,9 +253,9 @@ def _post(conn: sqlite3.Connection, *, request: MoneyRequest, now: datetime) -> 
     tenant = request.tenant_id.hex
     wallet_id = request.wallet_id.hex
     if request.reference is not None:
-        [[taken]] = conn.execute(_REFERENCE_TAKEN, (tenant, request.reference))
-        if taken:
-            raise refusal("duplicate_reference", request)
+        taken = conn.execute(_REFERENCE_HOLDER, (tenant, request.reference)).fetchone()
+        if taken is not None:
+            raise refusal("duplicate_reference", request, _holder(taken))
     wallet = conn.execute(_WALLET, (tenant, wallet_id)).fetchone()
     if wallet is None:
         raise refusal("not_found", request)
@@ -294,11 +303,10 @@ def _post(conn: sqlite3.Connection, *, request: MoneyRequest, now: datetime) -> 
         ).lastrowid
     except sqlite3.IntegrityError:
         # A twin that won the reference's unique index (ledger.repository.insert_transaction).
-        if (
-            request.reference is not None
-            and conn.execute(_JOURNAL_REFERENCE, (tenant, request.reference)).fetchone()
-        ):
-            raise refusal("duplicate_reference", request) from None
+        if request.reference is not None:
+            taken = conn.execute(_JOURNAL_REFERENCE, (tenant, request.reference)).fetchone()
+            if taken is not None:
+                raise refusal("duplicate_reference", request, _holder(taken)) from None
         raise
     conn.execute(_INSERT_ENTRIES, (seq, account, counter[0], currency, signed))
     transaction = transaction_out(request, transaction_id, currency, balance_after, now)

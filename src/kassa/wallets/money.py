@@ -10,7 +10,7 @@ from datetime import datetime
 
 from kassa.idempotency.service import Answer
 from kassa.kit.errors import KassaError
-from kassa.ledger.errors import InsufficientFunds, duplicate_reference
+from kassa.ledger.errors import Holder, InsufficientFunds, duplicate_reference
 from kassa.ledger.schemas import TransactionKind, TransactionOut
 from kassa.wallets import rules
 from kassa.wallets.schemas import WalletOut, effective_status
@@ -110,10 +110,11 @@ Outcome = Moved | KassaError
 AnswerFor = Callable[[Outcome], Answer]
 
 
-def refusal(code: str, request: MoneyRequest) -> KassaError:
-    """The error for a rule's code, the same text whichever engine found it."""
+def refusal(code: str, request: MoneyRequest, holder: Holder | None = None) -> KassaError:
+    """The error for a rule's code, the same text whichever engine found it; a used reference's
+    names its ``holder``."""
     if code == "duplicate_reference":
-        return duplicate_reference(request.reference)
+        return duplicate_reference(request.reference, holder)
     if code == "insufficient_funds":
         return InsufficientFunds(
             f"wallet {request.wallet_id} has less than {request.amount} minor units available"

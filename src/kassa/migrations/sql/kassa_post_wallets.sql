@@ -2,7 +2,8 @@
 -- One call posts a batch (the group commit of kassa.wallets.engine_pg), each item on its own: an
 -- item refused (unknown, closed or frozen wallet, other currency, insufficient funds, a
 -- reference used before, an Idempotency-Key in use or used for another request) writes nothing
--- of its own and is reported by its error code; the others commit together.
+-- of its own and is reported by its error code (a used reference also by what holds it: the
+-- transaction or payout, o_existing_object and o_existing_id); the others commit together.
 --
 -- With an Idempotency-Key the function takes the key's advisory lock, replays a stored answer
 -- (o_replayed) or refuses a key used for another request; the caller renders the answer of an
@@ -21,7 +22,7 @@
 -- migration that loads it now, point that migration at the copy, and add a migration that
 -- loads this file again.
 CREATE OR REPLACE FUNCTION public.kassa_post_wallets(p_tenant uuid[], p_wallet uuid[], p_account_kind text[], p_sign integer[], p_amount bigint[], p_currency text[], p_counter_kind text[], p_transaction_id uuid[], p_transaction_kind text[], p_reference text[], p_description text[], p_metadata text[], p_now timestamp with time zone[], p_refuse_frozen boolean[], p_event_id uuid[], p_event_type text[], p_event_data text[], p_idem_key text[], p_idem_fingerprint text[])
- RETURNS TABLE(o_error text, o_currency text, o_balance_after bigint, o_cash bigint, o_held bigint, o_gift bigint, o_wallet_status text, o_frozen_until timestamp with time zone, o_freeze_reason text, o_updated_at timestamp with time zone, o_status integer, o_media text, o_body bytea, o_replayed boolean)
+ RETURNS TABLE(o_error text, o_currency text, o_balance_after bigint, o_cash bigint, o_held bigint, o_gift bigint, o_wallet_status text, o_frozen_until timestamp with time zone, o_freeze_reason text, o_updated_at timestamp with time zone, o_status integer, o_media text, o_body bytea, o_replayed boolean, o_existing_object text, o_existing_id uuid)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
@@ -53,6 +54,8 @@ BEGIN
     o_media := NULL;
     o_body := NULL;
     o_replayed := false;
+    o_existing_object := NULL;
+    o_existing_id := NULL;
     IF p_idem_key[i] IS NOT NULL THEN
       -- A key met twice in one batch is two requests in flight at once, like a held lock
       -- (which this transaction would otherwise take again without waiting).
@@ -92,11 +95,15 @@ BEGIN
       -- the same lock as kassa.references.service.claim).
       PERFORM pg_advisory_xact_lock(hashtextextended(
           'reference:' || p_tenant[i]::text || ':' || p_reference[i], 0));
-      IF EXISTS (
-          SELECT 1 FROM journal_transactions t
-           WHERE t.tenant_id = p_tenant[i] AND t.reference = p_reference[i]) OR EXISTS (
-          SELECT 1 FROM payouts p
-           WHERE p.tenant_id = p_tenant[i] AND p.reference = p_reference[i]) THEN
+      -- The refusal names what holds the reference (kassa.references.service.holder).
+      SELECT h.object, h.id INTO o_existing_object, o_existing_id FROM (
+          SELECT 'transaction' AS object, t.id FROM journal_transactions t
+           WHERE t.tenant_id = p_tenant[i] AND t.reference = p_reference[i]
+          UNION ALL
+          SELECT 'payout', p.id FROM payouts p
+           WHERE p.tenant_id = p_tenant[i] AND p.reference = p_reference[i]) h
+       LIMIT 1;
+      IF FOUND THEN
         o_error := 'duplicate_reference';
         RETURN NEXT;
         CONTINUE;

@@ -27,7 +27,7 @@ def upgrade() -> None:
         return
     op.execute("DROP FUNCTION kassa_post_wallets")
     op.execute("DROP FUNCTION kassa_store_answer")
-    op.execute(sql_source("kassa_post_wallets"))
+    op.execute(sql_source("0014_kassa_post_wallets"))
 
 
 def downgrade() -> None:

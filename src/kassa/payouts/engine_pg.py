@@ -1,0 +1,377 @@
+"""The PostgreSQL engine of a payout's creation and status changes.
+
+``kassa_create_payout`` and ``kassa_change_payout`` (their one sources are in
+``kassa/migrations/sql``) hold the rules of ``lifecycle`` and move the money in one statement
+each; the answer is rendered here from the payout they return, and the event and the
+Idempotency-Key's stored answer go in the same transaction. A refusal without a key raises and
+the transaction, which wrote nothing, rolls back; with a key it is stored like any answer, as
+``idempotency.run`` stores it. The payout worker records a rail's final outcome through the same
+function (``apply_outcome_in``), in its own unit of work.
+
+Per change: BEGIN, the function, one insert of the event and the stored answer, COMMIT, each a
+prepared statement sent through the driver, where the general path sent a dozen statements
+through SQLAlchemy, each compiled, with a re-read of the payout after its update. On SQLite the
+rules run as ``lifecycle`` (Python) in one ``BEGIN IMMEDIATE`` transaction;
+``tests/payouts/test_parity.py`` runs one table of cases through both.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import asyncpg
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.idempotency import service as idempotency
+from kassa.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from kassa.kit import dberrors
+from kassa.kit.db import Database
+from kassa.kit.errors import KassaError, NotFound
+from kassa.kit.http import JSON_MEDIA_TYPE
+from kassa.kit.ids import new_id
+from kassa.ledger.errors import HoldNotOpen, duplicate_reference
+from kassa.payouts import lifecycle, options
+from kassa.payouts.connectors import Outcome
+from kassa.payouts.errors import InstrumentNotVerified
+from kassa.payouts.repository import Payout
+from kassa.payouts.schemas import NewPayout, PayoutOut, PayoutStatus
+from kassa.wallets import rules
+
+CREATE_SQL = (
+    "SELECT * FROM kassa_create_payout($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb,"
+    " $11::jsonb, $12, $13, $14, $15)"
+)
+CHANGE_SQL = (
+    "SELECT * FROM kassa_change_payout($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12,"
+    " $13, $14)"
+)
+# The event, and with an Idempotency-Key the answer, in one statement.
+RECORD_SQL = (
+    "WITH event AS ("
+    " INSERT INTO events (id, tenant_id, type, data, created_at)"
+    " SELECT $1::uuid, $2::uuid, $3::text, $4::jsonb, $5::timestamptz WHERE $3::text IS NOT NULL)"
+    " INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,"
+    " created_at, expires_at)"
+    " SELECT $2::uuid, $6::text, $7::text, $8::int, $9::text, $10::bytea, $5::timestamptz,"
+    " $11::timestamptz WHERE $6::text IS NOT NULL"
+)
+
+# ``repository.record_submission``, through the driver.
+SUBMITTED_SQL = (
+    "UPDATE payouts SET connector_reference = $2, next_check_at = $3"
+    " WHERE id = $1 AND status = 'PROCESSING'"
+)
+
+_PAYOUT_FIELDS = tuple(Payout.__dataclass_fields__)
+_JSON_FIELDS = frozenset({"fees", "metadata", "history"})
+
+
+@dataclass(frozen=True)
+class Done:
+    """A change's answer, and the payout as it is after it (None: refused or replayed)."""
+
+    answer: idempotency.Answer
+    payout: Payout | None = None
+
+
+# What a refusal the function reported is: its code, its details, the payout if there is one.
+Refusal = Callable[[str, str | None, Payout | None], KassaError]
+
+
+async def create(
+    db: Database,
+    key: idempotency.Key | None,
+    tenant_id: uuid.UUID,
+    body: NewPayout,
+    now: datetime,
+    preview_ttl: timedelta,
+    ttl: timedelta,
+) -> Done:
+    """A PREVIEW (see ``lifecycle.create``), answered as ``idempotency.run`` would."""
+    arguments = (
+        tenant_id,
+        uuid.uuid4(),
+        body.wallet_id,
+        body.amount,
+        body.currency,
+        body.payment_option,
+        body.instrument_id,
+        body.reference,
+        body.description,
+        orjson.dumps(body.metadata).decode(),
+        orjson.dumps(lifecycle.history_entry("PREVIEW", now)).decode(),
+        now + preview_ttl,
+        now,
+        *_key(key),
+    )
+
+    def refused(code: str, info: str | None, _: Payout | None) -> KassaError:
+        return creation_refusal(code, info, body)
+
+    return await _run(db, key, CREATE_SQL, arguments, (201, "payout.created"), refused, now, ttl)
+
+
+async def change_status(
+    db: Database,
+    key: idempotency.Key | None,
+    tenant_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    target: PayoutStatus,
+    reason: str | None,
+    now: datetime,
+    ttl: timedelta,
+    *,
+    may_settle: bool,
+) -> Done:
+    """Move the payout (see ``lifecycle.change_status``) and answer it, or its refusal, as
+    ``idempotency.run`` would: with a key, the answer is stored with the change or replayed."""
+    if target == "FAILED":
+        reason = reason or "FAILED"
+    arguments = (
+        tenant_id,
+        payout_id,
+        target,
+        reason,
+        orjson.dumps(lifecycle.history_entry(target, now, reason)).decode(),
+        now,
+        may_settle,
+        *_key(key),
+        new_id(),  # the hold's, if it places one
+        new_id(),  # the capture's journal transaction, if it posts one
+        lifecycle.RECOVER_AFTER,
+        False,  # posted through the API, not by the rail
+        None,
+    )
+
+    def refused(code: str, info: str | None, payout: Payout | None) -> KassaError:
+        return change_refusal(code, info, payout, payout_id, target)
+
+    success = (200, f"payout.{target.lower()}")
+    return await _run(db, key, CHANGE_SQL, arguments, success, refused, now, ttl)
+
+
+async def apply_outcome_in(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    outcome: Outcome,
+    now: datetime,
+) -> bool:
+    """``lifecycle.apply_outcome`` for a final outcome (COMPLETED or FAILED), inside the
+    caller's transaction: False if the payout is no longer PROCESSING."""
+    raw = await conn.get_raw_connection()
+    driver = cast(asyncpg.Connection, raw.driver_connection)
+    if driver.is_in_transaction():
+        return await _apply_outcome(driver, tenant_id, payout_id, outcome, now)
+    # The caller's unit of work has sent nothing yet (SQLAlchemy begins at its first
+    # statement): the outcome and its event commit together in a transaction of their own.
+    async with driver.transaction():
+        return await _apply_outcome(driver, tenant_id, payout_id, outcome, now)
+
+
+async def _apply_outcome(
+    driver: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    outcome: Outcome,
+    now: datetime,
+) -> bool:
+    reason = None if outcome.status == "COMPLETED" else outcome.reason or "FAILED"
+    row = await driver.fetchrow(
+        CHANGE_SQL,
+        tenant_id,
+        payout_id,
+        outcome.status,
+        reason,
+        orjson.dumps(lifecycle.history_entry(outcome.status, now, reason)).decode(),
+        now,
+        True,
+        None,
+        None,
+        new_id(),
+        new_id(),
+        lifecycle.RECOVER_AFTER,
+        True,  # the rail's outcome
+        outcome.reference or None,  # none: the payout keeps the one it has
+    )
+    assert row is not None  # the function always answers one row
+    if row["o_error"] == "invalid_status_transition":
+        return False
+    payout = _payout(row) if row["o_found"] else None
+    if row["o_error"] is not None:
+        raise change_refusal(row["o_error"], row["o_info"], payout, payout_id, outcome.status)
+    assert payout is not None
+    shown = PayoutOut.from_row(payout, lifecycle.next_status(payout))
+    event = f"payout.{outcome.status.lower()}"
+    body = shown.model_dump_json()
+    await driver.execute(RECORD_SQL, new_id(), tenant_id, event, body, now, *_NO_ANSWER)
+    return True
+
+
+# The parameters of RECORD_SQL's stored answer, when there is none.
+_NO_ANSWER = (None, None, None, None, None, None)
+
+
+def _key(key: idempotency.Key | None) -> tuple[str | None, str | None]:
+    return (None, None) if key is None else (key.value, key.fingerprint)
+
+
+async def _run(
+    db: Database,
+    key: idempotency.Key | None,
+    sql: str,
+    arguments: tuple[object, ...],
+    success: tuple[int, str],
+    refused: Refusal,
+    now: datetime,
+    ttl: timedelta,
+) -> Done:
+    began = time.monotonic()
+    try:
+        async with db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql, *arguments)
+            done = _answer(row, key, success, refused)
+            if done.answer.headers:  # replayed: nothing to write
+                return done
+            event = None if done.payout is None else success[1]
+            await conn.execute(
+                RECORD_SQL,
+                new_id(),
+                arguments[0],  # the tenant
+                event,
+                done.answer.body.decode() if event is not None else None,
+                now,
+                *_key(key),
+                done.answer.status,
+                done.answer.media_type,
+                done.answer.body,
+                now + ttl,
+            )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        dberrors.raise_translated(error)
+    dberrors.database_answered(began)
+    return done
+
+
+def _answer(
+    row: Any, key: idempotency.Key | None, success: tuple[int, str], refused: Refusal
+) -> Done:
+    """The answer to what the function returned; a refusal without a key raises (and the
+    transaction, which wrote nothing, rolls back)."""
+    error = row["o_error"]
+    if error == "idempotency_key_in_use":
+        assert key is not None
+        raise IdempotencyKeyInUse(f"a request with key {key.value!r} is in flight")
+    if error == "idempotency_key_reused":
+        assert key is not None
+        raise IdempotencyKeyReused(f"the key {key.value!r} was used for a different request")
+    if row["o_replay_status"] is not None:
+        body = bytes(row["o_replay_body"])
+        replayed = idempotency.Answer(
+            row["o_replay_status"], row["o_replay_media"], body, [idempotency.REPLAYED_HEADER]
+        )
+        return Done(replayed)
+    payout = _payout(row) if row["o_found"] else None
+    if error is None:
+        assert payout is not None
+        shown = PayoutOut.from_row(payout, lifecycle.next_status(payout))
+        return Done(
+            idempotency.Answer(success[0], JSON_MEDIA_TYPE, shown.model_dump_json().encode()),
+            payout,
+        )
+    refusal = refused(error, row["o_info"], payout)
+    if key is None or refusal.status >= 500:
+        raise refusal
+    return Done(idempotency.problem_answer(refusal))
+
+
+async def record_submission(
+    db: Database, payout_id: uuid.UUID, reference: str, check_at: datetime
+) -> None:
+    """Keep the rail's reference and when to ask it first, while the payout is PROCESSING."""
+    began = time.monotonic()
+    try:
+        await db.pool.execute(SUBMITTED_SQL, payout_id, reference, check_at)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        dberrors.raise_translated(error)
+    dberrors.database_answered(began)
+
+
+def _payout(row: Any) -> Payout:
+    # JSON comes as text from the pool, decoded from a connection of SQLAlchemy's.
+    values = {
+        name: orjson.loads(row[name])
+        if name in _JSON_FIELDS and isinstance(row[name], str)
+        else row[name]
+        for name in _PAYOUT_FIELDS
+    }
+    return Payout(**values)
+
+
+def creation_refusal(code: str, info: str | None, body: NewPayout) -> KassaError:
+    """The error of a refusal ``kassa_create_payout`` reported, in the words of ``lifecycle``."""
+    if code == "wallet_not_found":
+        return NotFound(f"wallet {body.wallet_id} not found")
+    if code == "currency_mismatch":
+        return lifecycle.currency_mismatch(str(info), str(body.currency))
+    if code == "instrument_not_found":
+        return lifecycle.no_instrument(body.instrument_id)
+    if code == "unknown_payment_option":
+        return options.unknown_option(body.payment_option)
+    if code == "option_currency":
+        return options.currency_refused(body.payment_option, str(info))
+    if code == "option_amount":
+        low, high = (info or "").split(" ")
+        return options.amount_refused(body.payment_option, int(low), int(high))
+    if code == "option_instrument":
+        return options.instrument_refused(body.payment_option, str(info))
+    if code == "fee_too_large":
+        return options.fee_too_large()
+    if code == "duplicate_reference":
+        kind, holder_id = (info or "").split(" ")
+        return duplicate_reference(body.reference, (kind, uuid.UUID(holder_id)))
+    raise RuntimeError(f"kassa_create_payout answered an unknown refusal {code!r}")
+
+
+def change_refusal(
+    code: str, info: str | None, payout: Payout | None, payout_id: object, target: str
+) -> KassaError:
+    """The error of a refusal ``kassa_change_payout`` reported, in the words of ``lifecycle``."""
+    if code == "not_found" or payout is None:
+        return NotFound(f"payout {payout_id} not found")
+    if code == "forbidden":
+        return lifecycle.settle_refused()
+    if code == "invalid_status_transition":
+        return lifecycle.invalid_transition(payout, target)
+    if code == "payout_expired":
+        return lifecycle.expired(payout)
+    if code == "wallet_not_found":
+        return NotFound(f"wallet {payout.wallet_id} not found")
+    if code in ("wallet_closed", "wallet_frozen", "currency_mismatch"):
+        return rules.wallet_error(code, payout.wallet_id, payout.currency)
+    if code == "instrument_deleted":
+        return NotFound(f"payment instrument {payout.instrument_id} was deleted")
+    if code == "instrument_not_verified":
+        return InstrumentNotVerified(f"payment instrument {payout.instrument_id} is not verified")
+    if code == "unknown_payment_option":
+        return options.unknown_option(payout.payment_option)
+    if code == "option_currency":
+        return options.currency_refused(payout.payment_option, payout.currency)
+    if code == "option_amount":
+        low, high = (info or "").split(" ")
+        return options.amount_refused(payout.payment_option, int(low), int(high))
+    if code == "option_instrument":
+        return options.instrument_refused(payout.payment_option, str(info))
+    if code == "insufficient_funds":
+        return lifecycle.insufficient_funds(payout)
+    if code == "hold_not_found":
+        return NotFound("hold not found")
+    if code == "hold_not_open":
+        return HoldNotOpen()
+    raise RuntimeError(f"kassa_change_payout answered an unknown refusal {code!r}")

@@ -1,0 +1,368 @@
+"""One table of status changes, run through both engines of a payout's status change: on
+PostgreSQL the function ``kassa_change_payout`` (``payouts.engine_pg``), on SQLite the rules of
+``payouts.lifecycle`` in Python. Every case expects the same answer on both (status, error code
+and detail, the payout's fields), so a rule that drifts in one engine fails here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from kassa.app import create_app
+from kassa.config import Settings
+from kassa.kit.clock import FrozenClock
+from tests.helpers import TenantKey
+from tests.payouts.conftest import BANK_TRANSFER, Setup, add_instrument, preview, ready, set_options
+
+Client = httpx.AsyncClient
+# (setup: from a PREVIEW of 500 (fee 55) to the state the case starts in; the change posted;
+#  the answer's status; its code (an error) or the payout's status; the error's detail).
+Prepare = Callable[[Client, Setup, dict[str, Any], FrozenClock], Awaitable[None]]
+
+
+async def _nothing(api: Client, setup: Setup, payout: dict[str, Any], clock: FrozenClock) -> None:
+    pass
+
+
+def _moved(*statuses: str) -> Prepare:
+    async def prepare(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClock) -> None:
+        for status in statuses:
+            answer = await api.post(f"/v1/payouts/{payout['id']}/status", json={"status": status})
+            assert answer.status_code == 200, answer.text
+
+    return prepare
+
+
+def _options(**changes: Any) -> Prepare:
+    async def prepare(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClock) -> None:
+        if changes.get("none"):
+            await set_options(api)
+        else:
+            await set_options(api, {**BANK_TRANSFER, **changes})
+
+    return prepare
+
+
+async def _frozen(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClock) -> None:
+    assert (await api.post(f"/v1/wallets/{setup.wallet['id']}/freeze", json={})).status_code == 200
+
+
+async def _expired(api: Client, setup: Setup, payout: dict[str, Any], clock: FrozenClock) -> None:
+    clock.advance(timedelta(minutes=15))
+
+
+async def _deleted(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClock) -> None:
+    customer, instrument = setup.wallet["customer_id"], setup.instrument["id"]
+    deleted = await api.delete(f"/v1/customers/{customer}/instruments/{instrument}")
+    assert deleted.status_code == 200, deleted.text
+
+
+async def _spent(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClock) -> None:
+    answer = await api.post(f"/v1/wallets/{setup.wallet['id']}/withdrawals", json={"amount": 9500})
+    assert answer.status_code == 201, answer.text
+
+
+CASES: list[tuple[str, Prepare, str, int, str, str | None]] = [
+    ("pending", _nothing, "PENDING", 200, "PENDING", None),
+    ("cancel a preview", _nothing, "CANCELLED", 200, "CANCELLED", None),
+    ("cancel a pending", _moved("PENDING"), "CANCELLED", 200, "CANCELLED", None),
+    ("processing", _moved("PENDING"), "PROCESSING", 200, "PROCESSING", None),
+    ("completed", _moved("PENDING", "PROCESSING"), "COMPLETED", 200, "COMPLETED", None),
+    ("failed", _moved("PENDING", "PROCESSING"), "FAILED", 200, "FAILED", None),
+    (
+        "preview to completed",
+        _nothing,
+        "COMPLETED",
+        409,
+        "invalid_status_transition",
+        "a PREVIEW payout can move to PENDING, CANCELLED, not COMPLETED",
+    ),
+    (
+        "completed again",
+        _moved("PENDING", "PROCESSING", "COMPLETED"),
+        "COMPLETED",
+        409,
+        "invalid_status_transition",
+        "a COMPLETED payout can move to nothing, not COMPLETED",
+    ),
+    (
+        "expired preview",
+        _expired,
+        "PENDING",
+        409,
+        "payout_expired",
+        "the preview expired at 2026-01-01T00:15:00Z",
+    ),
+    ("frozen wallet", _frozen, "PENDING", 409, "wallet_frozen", "wallet {wallet} is frozen"),
+    (
+        "deleted instrument",
+        _deleted,
+        "PENDING",
+        404,
+        "not_found",
+        "payment instrument {instrument} was deleted",
+    ),
+    (
+        "option gone",
+        _options(none=True),
+        "PENDING",
+        422,
+        "unknown_payment_option",
+        "the tenant has no payment option BANK_TRANSFER",
+    ),
+    (
+        "option currency",
+        _options(currencies=["USD"]),
+        "PENDING",
+        422,
+        "payment_option_refused",
+        "BANK_TRANSFER does not pay out EUR",
+    ),
+    (
+        "option amount",
+        _options(min_amount=1000),
+        "PENDING",
+        422,
+        "payment_option_refused",
+        "BANK_TRANSFER pays out 1000 to 1000000 minor units",
+    ),
+    (
+        "option instrument",
+        _options(instrument_types=["UK_BANK_ACCOUNT"]),
+        "PENDING",
+        422,
+        "payment_option_refused",
+        "BANK_TRANSFER does not pay to a SEPA_BANK_ACCOUNT",
+    ),
+    (
+        "insufficient funds",
+        _spent,
+        "PENDING",
+        409,
+        "insufficient_funds",
+        "the wallet has less than 555 minor units (amount and fee) available",
+    ),
+]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+async def local(
+    database_url: str, tenant: TenantKey, clock: FrozenClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(database_url=database_url, auth_cache_seconds=0, worker="off")
+    app = create_app(settings, clock=clock)
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://kassa.test",
+            headers={"Authorization": f"Bearer {tenant.key}"},
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("prepare", "target", "status", "outcome", "detail"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+async def test_a_status_change_answers_alike_on_both_engines(
+    local: httpx.AsyncClient,
+    clock: FrozenClock,
+    prepare: Prepare,
+    target: str,
+    status: int,
+    outcome: str,
+    detail: str | None,
+) -> None:
+    setup = await ready(local)
+    payout = await preview(local, setup, 500)
+    await prepare(local, setup, payout, clock)
+    wallet_before = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    url = f"/v1/payouts/{payout['id']}/status"
+    answer = await local.post(url, json={"status": target}, headers=key)
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    wallet = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
+    if status != 200:
+        assert body["code"] == outcome
+        assert body["detail"].startswith(
+            (detail or "").format(wallet=setup.wallet["id"], instrument=setup.instrument["id"])
+        )
+        # A refusal moves nothing.
+        assert (wallet["balance"], wallet["held_balance"]) == (
+            wallet_before["balance"],
+            wallet_before["held_balance"],
+        )
+    else:
+        assert body["status"] == outcome
+        assert body["history"][-1] == {
+            "status": outcome,
+            "at": "2026-01-01T00:00:00Z",
+            "reason": "FAILED" if outcome == "FAILED" else None,
+        }
+        assert body["status_reason"] == ("FAILED" if outcome == "FAILED" else None)
+        expected_held = {"PENDING": 555, "PROCESSING": 555}.get(outcome, 0)
+        assert wallet["held_balance"] == expected_held
+        assert wallet["balance"] == (9_445 if outcome == "COMPLETED" else 10_000)
+        assert (body["transaction_id"] is not None) == (outcome == "COMPLETED")
+        fetched = (await local.get(f"/v1/payouts/{payout['id']}")).json()
+        assert fetched == body
+        events = (
+            await local.get("/v1/events", params={"type": f"payout.{outcome.lower()}"})
+        ).json()
+        assert any(event["data"] == body for event in events["data"])
+    # The answer was stored with the change: the same bytes again, and nothing moves twice.
+    again = await local.post(url, json={"status": target}, headers=key)
+    assert (again.status_code, again.content) == (answer.status_code, answer.content)
+    assert again.headers["idempotent-replayed"] == "true"
+    after = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
+    assert (after["balance"], after["held_balance"]) == (wallet["balance"], wallet["held_balance"])
+
+
+async def test_an_unkeyed_refusal_writes_nothing(local: httpx.AsyncClient) -> None:
+    setup = await ready(local)
+    other = await add_instrument(local, setup.wallet["customer_id"], verify=False)
+    payout = await preview(local, setup, 500, instrument_id=other["id"])
+    refused = await local.post(f"/v1/payouts/{payout['id']}/status", json={"status": "PENDING"})
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "instrument_not_verified"
+    assert refused.json()["detail"] == f"payment instrument {other['id']} is not verified"
+    fetched = (await local.get(f"/v1/payouts/{payout['id']}")).json()
+    assert fetched["status"] == "PREVIEW"
+    assert fetched["history"] == payout["history"]
+
+
+# PREVIEWs: (the body's changes from a payout of 500 by BANK_TRANSFER to the customer's
+# verified instrument; the answer's status; the fee or the error's code; its detail).
+MAX = 10**15
+PREVIEWS: list[tuple[str, dict[str, Any], int, int | str, str | None]] = [
+    ("a fee", {}, 201, 55, None),
+    ("the fee's max", {"amount": 100_000}, 201, 500, None),
+    ("no fee below", {"amount": 100, "currency": "EUR"}, 201, 51, None),
+    (
+        "another currency",
+        {"currency": "USD"},
+        422,
+        "currency_mismatch",
+        "the wallet holds EUR, not USD",
+    ),
+    ("unknown wallet", {"wallet_id": "{unknown}"}, 404, "not_found", "wallet {unknown} not found"),
+    (
+        "unknown instrument",
+        {"instrument_id": "{unknown}"},
+        404,
+        "not_found",
+        "the wallet's customer has no payment instrument {unknown}",
+    ),
+    (
+        "another customer's instrument",
+        {"instrument_id": "{foreign}"},
+        404,
+        "not_found",
+        "the wallet's customer has no payment instrument {foreign}",
+    ),
+    (
+        "unknown option",
+        {"payment_option": "CARD"},
+        422,
+        "unknown_payment_option",
+        "the tenant has no payment option CARD",
+    ),
+    (
+        "below the option's min",
+        {"amount": 99},
+        422,
+        "payment_option_refused",
+        "BANK_TRANSFER pays out 100 to 1000000 minor units",
+    ),
+    (
+        "a used reference",
+        {"reference": "{used}"},
+        409,
+        "duplicate_reference",
+        "reference '{used}' was already used by payout {holder}; nothing was done twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "outcome", "detail"),
+    [case[1:] for case in PREVIEWS],
+    ids=[case[0] for case in PREVIEWS],
+)
+async def test_a_preview_answers_alike_on_both_engines(
+    local: httpx.AsyncClient,
+    changes: dict[str, Any],
+    status: int,
+    outcome: int | str,
+    detail: str | None,
+) -> None:
+    setup = await ready(local)
+    foreign = await add_instrument(local, f"other-{uuid.uuid4().hex[:8]}")
+    used = f"R-{uuid.uuid4().hex[:8]}"
+    holder = await preview(local, setup, 500, reference=used)
+    names = {"unknown": str(uuid.uuid4()), "foreign": foreign["id"], "used": used}
+    body = {
+        "wallet_id": setup.wallet["id"],
+        "amount": 500,
+        "payment_option": "BANK_TRANSFER",
+        "instrument_id": setup.instrument["id"],
+        **{name: str(value).format(**names) for name, value in changes.items()},
+    }
+    if isinstance(body["amount"], str):
+        body["amount"] = int(body["amount"])
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    answer = await local.post("/v1/payouts", json=body, headers=key)
+    assert answer.status_code == status, answer.text
+    shown = answer.json()
+    if status == 201:
+        assert shown["fee_total"] == outcome
+        assert shown["fees"] == [{"amount": outcome, "currency": "EUR", "reason": "WITHDRAWAL_FEE"}]
+        assert shown["total"] == body["amount"] + outcome
+        assert shown["status"] == "PREVIEW"
+        assert shown["next_status"] == ["PENDING", "CANCELLED"]
+        assert shown["history"] == [
+            {"status": "PREVIEW", "at": "2026-01-01T00:00:00Z", "reason": None}
+        ]
+        assert shown["expires_at"] == "2026-01-01T00:15:00Z"
+        assert answer.headers["location"] == f"/v1/payouts/{shown['id']}"
+        assert (await local.get(f"/v1/payouts/{shown['id']}")).json() == shown
+        events = (await local.get("/v1/events", params={"type": "payout.created"})).json()
+        assert any(event["data"] == shown for event in events["data"])
+    else:
+        assert shown["code"] == outcome
+        assert shown["detail"] == (detail or "").format(**names, holder=holder["id"])
+    again = await local.post("/v1/payouts", json=body, headers=key)
+    assert (again.status_code, again.content) == (answer.status_code, answer.content)
+    assert again.headers.get("location") == answer.headers.get("location")
+    listed = await local.get("/v1/payouts", params={"wallet_id": setup.wallet["id"]})
+    assert len(listed.json()["data"]) == (2 if status == 201 else 1)
+
+
+async def test_a_fee_that_passes_the_bound_is_refused_alike(local: httpx.AsyncClient) -> None:
+    huge = {**BANK_TRANSFER, "max_amount": MAX, "fee": {"fixed": 50, "bps": 10_000}}
+    setup = await ready(local, 10_000, huge)
+    refused = await local.post(
+        "/v1/payouts",
+        json={
+            "wallet_id": setup.wallet["id"],
+            "amount": MAX - 10,
+            "payment_option": "BANK_TRANSFER",
+            "instrument_id": setup.instrument["id"],
+        },
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == "the amount and its fee are above 10^15 minor units"
