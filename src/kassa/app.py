@@ -27,6 +27,7 @@ from kassa.ops import router as ops_router
 from kassa.payouts.connectors import Connector
 from kassa.payouts.endpoints import router as payouts_router
 from kassa.state import AppState
+from kassa.wallets.batch_endpoints import router as wallets_batch_router
 from kassa.wallets.endpoints import router as wallets_router
 from kassa.wallets.hotpath import HotPath
 from kassa.webhooks.endpoints import router as webhooks_router
@@ -111,6 +112,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(wallets_router)
+    app.include_router(wallets_batch_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
     app.include_router(instruments_router)
@@ -120,4 +122,6 @@ def create_app(
         app.include_router(dialect)
     openapi_doc.install(app)
     docs_pages.install(app)
-    return HotPath(app, state, dialects)
+    # Routes marked ``direct`` are served by the ASGI front: /v1's wallet creation, and the
+    # dialects' money routes.
+    return HotPath(app, state, [wallets_router, *dialects])

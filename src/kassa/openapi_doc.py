@@ -203,7 +203,8 @@ def _complete_native(method: str, operation: dict[str, Any]) -> None:
             "a request with this Idempotency-Key is in flight; retry it shortly"
             " (`idempotency_key_in_use`)"
         )
-        reasons[413].append(MEANINGS[413])
+        if "413" not in operation["responses"]:  # a bulk operation says its own limit
+            reasons[413].append(MEANINGS[413])
         reasons[415].append(MEANINGS[415])
         reasons[422].append(
             "the Idempotency-Key was used for another request (`idempotency_key_reused`)"

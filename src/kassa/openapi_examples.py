@@ -72,8 +72,37 @@ _BANK_TRANSFER: dict[str, Any] = {
 }
 
 # Answers, by the name of their schema component.
+_NEW_WALLET: dict[str, Any] = {
+    **_WALLET,
+    "balance": 0,
+    "held_balance": 0,
+    "available_balance": 0,
+    "gift_balance": 0,
+    "total_balance": 0,
+    "updated_at": AT,
+}
+
 RESPONSES: dict[str, Any] = {
     "WalletOut": _WALLET,
+    "WalletBatchOut": {
+        "data": [
+            {"status": 201, "wallet": _NEW_WALLET, "error": None},
+            {
+                "status": 409,
+                "wallet": None,
+                "error": {
+                    "type": "urn:kassa:problem:wallet_exists",
+                    "title": "The customer already has a wallet in this currency",
+                    "status": 409,
+                    "detail": "customer 'cust-1043' already has a EUR wallet",
+                    "code": "wallet_exists",
+                    "wallet_id": "5c2e7a91-8d04-4b3f-a6e1-2f9b0c7d4e58",
+                },
+            },
+        ],
+        "created": 1,
+        "refused": 1,
+    },
     "TransactionOut": {
         "id": TRANSACTION_ID,
         "wallet_id": WALLET_ID,
@@ -158,6 +187,17 @@ REQUESTS: dict[str, Any] = {
         "currency": "EUR",
         "name": "Main wallet",
         "metadata": {"segment": "retail"},
+    },
+    "NewWalletBatch": {
+        "wallets": [
+            {
+                "customer_id": "cust-1042",
+                "currency": "EUR",
+                "name": "Main wallet",
+                "metadata": {"segment": "retail"},
+            },
+            {"customer_id": "cust-1043", "currency": "EUR"},
+        ]
     },
     "DepositIn": {"amount": 2_500, "reference": "order-1042", "description": "top-up by card"},
     "WithdrawalIn": {"amount": 1_000, "reference": "cashout-77"},

@@ -125,15 +125,16 @@ def raise_unknown(names: Iterable[str], allowed: frozenset[str]) -> None:
         )
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, up to ``limit`` bytes (a bulk operation takes more)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
     if body.strip():
         check_media_type(request.headers.get("content-type"))
     return bytes(body)

@@ -72,10 +72,15 @@ def problem_body(
     return body
 
 
-def problem_json(error: KassaError) -> bytes:
-    return orjson.dumps(
-        problem_body(error.code, error.status, error.title, error.detail, error.errors, error.extra)
+def problem_document(error: KassaError) -> dict[str, Any]:
+    """``error``'s problem document, as :func:`problem_json` writes it."""
+    return problem_body(
+        error.code, error.status, error.title, error.detail, error.errors, error.extra
     )
+
+
+def problem_json(error: KassaError) -> bytes:
+    return orjson.dumps(problem_document(error))
 
 
 BUG_DETAIL = "Kassa hit a bug; it was logged."

@@ -1,4 +1,6 @@
-"""SQL of the wallets domain (the money path's is ``kassa_post_wallets``, see ``batcher``)."""
+"""SQL of the wallets domain: reads, status changes and the dialects' wallet lookup (the money
+path's is ``kassa_post_wallets``, see ``batcher``; wallet creation's is
+``creation_repository``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -34,31 +36,12 @@ def _wallet_view() -> Select[Any]:
     )
 
 
-async def insert_wallet(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(wallets).values(values))
-
-
 async def get_wallet(
     conn: AsyncConnection, tenant_id: uuid.UUID, wallet_id: uuid.UUID
 ) -> Row[Any] | None:
     statement = _wallet_view().where(wallets.c.tenant_id == tenant_id, wallets.c.id == wallet_id)
     row: Row[Any] | None = (await conn.execute(statement)).first()
     return row
-
-
-async def existing_wallet_for(
-    conn: AsyncConnection, tenant_id: uuid.UUID, customer_id: str, currency: str
-) -> Any:
-    """The customer's wallet in ``currency`` (its id and status), or None."""
-    return (
-        await conn.execute(
-            select(wallets.c.id, wallets.c.status).where(
-                wallets.c.tenant_id == tenant_id,
-                wallets.c.customer_id == customer_id,
-                wallets.c.currency == currency,
-            )
-        )
-    ).first()
 
 
 async def wallet_seq(
@@ -161,3 +144,11 @@ async def find_wallet(
         )
     async with db.read() as conn:
         return (await conn.execute(statement)).first()
+
+
+# --- creating wallets ------------------------------------------------------------------------
+# Wallet creation (``service.create_wallets``) writes the wallet, its cash and gift accounts, the
+# tenant's system accounts for the currency (if they are not there yet) and the
+# ``wallet.created`` event. On PostgreSQL that is one statement for any number of wallets (one
+# round trip, no statement to compile); on SQLite, whose writers are serialised, a check and
+# three inserts in the caller's ``BEGIN IMMEDIATE`` transaction.

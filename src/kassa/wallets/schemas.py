@@ -63,6 +63,26 @@ class NewWallet(Body):
     metadata: Metadata = Field(default_factory=dict)
 
 
+# A bulk import: up to this many wallets per request, each created or refused on its own.
+MAX_BATCH_WALLETS = 1_000
+
+
+class NewWalletBatch(Body):
+    """What ``POST /v1/wallets/batch`` documents. It reads the body as
+    :class:`WalletBatchEnvelope` and each item as a :class:`NewWallet` of its own, so that an
+    invalid item is refused alone."""
+
+    wallets: list[NewWallet] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_WALLETS,
+        description=f"1 to {MAX_BATCH_WALLETS} wallets, each as `POST /v1/wallets` takes it",
+    )
+
+
+class WalletBatchEnvelope(Body):
+    wallets: list[Any] = Field(min_length=1, max_length=MAX_BATCH_WALLETS)
+
+
 class DepositIn(Body):
     amount: MinorUnits
     kind: Literal["cash", "gift"] = "cash"
@@ -153,3 +173,25 @@ def effective_status(
             return "active", None
         return "frozen", frozen_until
     return ("closed" if status == "closed" else "active"), None
+
+
+ProblemDocument = Annotated[
+    dict[str, Any], WithJsonSchema({"$ref": "#/components/schemas/Problem"})
+]
+
+
+class WalletBatchItem(BaseModel):
+    status: int = Field(
+        description="201 if the wallet was created; otherwise the status `POST /v1/wallets`"
+        " would have answered (409 `wallet_exists`, 422 `validation_failed`)"
+    )
+    wallet: WalletOut | None = Field(description="the new wallet, if it was created")
+    error: ProblemDocument | None = Field(
+        description="why it was refused: the problem document `POST /v1/wallets` answers"
+    )
+
+
+class WalletBatchOut(BaseModel):
+    data: list[WalletBatchItem] = Field(description="one result per wallet asked for, in order")
+    created: int = Field(description="how many wallets were created")
+    refused: int = Field(description="how many were refused")

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.events import service as events
 from kassa.kit.errors import NotFound, ValidationFailed
+from kassa.kit.ids import new_id
 from kassa.kit.pagination import Page, split_page
 from kassa.ledger import repository as ledger_repository
 from kassa.ledger.schemas import TransactionOut
-from kassa.wallets import movements, repository
+from kassa.wallets import creation_repository, movements, repository
 from kassa.wallets.errors import WalletClosed, WalletExists, WalletNotEmpty
 from kassa.wallets.schemas import FreezeIn, NewWallet, WalletOut
 
+# Tries per wallet: a fresh alias each time the one drawn is taken (or a race was lost).
 ALIAS_ATTEMPTS = 8
 
 
@@ -25,53 +27,112 @@ def _new_alias() -> str:
     return str(10**9 + secrets.randbelow(9 * 10**9))
 
 
+Creation = WalletOut | WalletExists
+
+
 async def create_wallet(
-    conn: AsyncConnection, tenant_id: uuid.UUID, body: NewWallet, now: datetime
+    target: creation_repository.Target, tenant_id: uuid.UUID, body: NewWallet, now: datetime
 ) -> WalletOut:
-    await _refuse_existing(conn, tenant_id, body)
-    await ledger_repository.ensure_system_accounts(conn, tenant_id, body.currency, now)
-    wallet_id = uuid.uuid4()
-    for attempt in range(ALIAS_ATTEMPTS):
-        try:
-            async with conn.begin_nested():
-                await repository.insert_wallet(
-                    conn,
-                    {
-                        "id": wallet_id,
-                        "tenant_id": tenant_id,
-                        "customer_id": body.customer_id,
-                        "currency": body.currency,
-                        "name": body.name,
-                        "alias": _new_alias(),
-                        "status": "active",
-                        "metadata": body.metadata,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-            break
-        except IntegrityError:
-            # Either a concurrent twin took (customer, currency), or the random alias collided.
-            await _refuse_existing(conn, tenant_id, body)
-            if attempt == ALIAS_ATTEMPTS - 1:
-                raise
-    await ledger_repository.create_wallet_accounts(conn, tenant_id, wallet_id, body.currency, now)
-    return await _changed(conn, tenant_id, wallet_id, "wallet.created", now)
+    """One wallet (:func:`create_wallets`); a refusal raises."""
+    [done] = await create_wallets(target, tenant_id, [body], now)
+    if isinstance(done, WalletExists):
+        raise done
+    return done
 
 
-async def _refuse_existing(conn: AsyncConnection, tenant_id: uuid.UUID, body: NewWallet) -> None:
-    """One wallet per customer and currency, ever: a closed one still counts (and says so)."""
-    existing = await repository.existing_wallet_for(
-        conn, tenant_id, body.customer_id, body.currency
+async def create_wallets(
+    target: creation_repository.Target,
+    tenant_id: uuid.UUID,
+    bodies: Sequence[NewWallet],
+    now: datetime,
+) -> list[Creation]:
+    """Wallets for customers, each empty and active, with its cash and gift accounts (and the
+    tenant's system accounts for its currency) and its ``wallet.created`` event; or refused
+    with ``WalletExists``, each on its own, in order.
+
+    One wallet per customer and currency, ever: a closed one still counts (and says so), and
+    so does one made earlier in the same list. ``target`` is the caller's unit of work, or the
+    database, where each wallet commits on its own (the single route and the bulk import both
+    come here). A wallet whose alias was taken, or that lost a race to a concurrent twin the
+    database had not shown yet, is tried again: the twin is then seen, and refuses it."""
+    done: list[Creation | None] = [None] * len(bodies)
+    # What this call decided per customer and currency: later items with the same are refused.
+    decided: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
+    pending = list(range(len(bodies)))
+    for _ in range(ALIAS_ATTEMPTS):
+        now_tried: list[int] = []
+        held_back: list[int] = []
+        keys: set[tuple[str, str]] = set()
+        for index in pending:
+            key = (bodies[index].customer_id, bodies[index].currency)
+            if key in decided:
+                done[index] = _exists(bodies[index], *decided[key])
+            elif key in keys:
+                held_back.append(index)  # a twin in this call: tried once the first is decided
+            else:
+                keys.add(key)
+                now_tried.append(index)
+        made = [_wallet(bodies[index], now) for index in now_tried]
+        rows = [_row(wallet) for wallet in made]
+        inserted = await creation_repository.insert_wallets(target, tenant_id, rows, now)
+        again: list[int] = []
+        for index, wallet, outcome in zip(now_tried, made, inserted, strict=True):
+            key = (bodies[index].customer_id, bodies[index].currency)
+            if outcome.created:
+                done[index] = wallet
+                decided[key] = (wallet.id, "active")
+            elif outcome.existing_id is not None and outcome.existing_status is not None:
+                done[index] = _exists(bodies[index], outcome.existing_id, outcome.existing_status)
+                decided[key] = (outcome.existing_id, outcome.existing_status)
+            else:
+                again.append(index)
+        pending = sorted(again + held_back)
+        if not pending:
+            return [item for item in done if item is not None]
+    raise RuntimeError(f"no free alias for a wallet in {ALIAS_ATTEMPTS} tries")
+
+
+def _wallet(body: NewWallet, now: datetime) -> WalletOut:
+    """A new wallet as it is the moment it is made, with a fresh id and alias."""
+    return WalletOut(
+        id=uuid.uuid4(),
+        customer_id=body.customer_id,
+        currency=body.currency,
+        name=body.name,
+        alias=_new_alias(),
+        status="active",
+        frozen_until=None,
+        freeze_reason=None,
+        balance=0,
+        held_balance=0,
+        available_balance=0,
+        gift_balance=0,
+        total_balance=0,
+        metadata=body.metadata,
+        created_at=now,
+        updated_at=now,
     )
-    if existing is None:
-        return
-    closed = (
-        " (closed: a customer's wallet is not made again)" if existing.status == "closed" else ""
+
+
+def _row(wallet: WalletOut) -> creation_repository.WalletRow:
+    return creation_repository.WalletRow(
+        id=wallet.id,
+        customer_id=wallet.customer_id,
+        currency=wallet.currency,
+        name=wallet.name,
+        alias=wallet.alias,
+        metadata=wallet.metadata,
+        event_id=new_id(),  # as ``events.record`` makes it
+        # What ``events.record`` writes for it.
+        event_data=wallet.model_dump(mode="json"),
     )
-    raise WalletExists(
+
+
+def _exists(body: NewWallet, wallet_id: uuid.UUID, status: str) -> WalletExists:
+    closed = " (closed: a customer's wallet is not made again)" if status == "closed" else ""
+    return WalletExists(
         f"customer {body.customer_id!r} already has a {body.currency} wallet{closed}",
-        wallet_id=str(existing.id),
+        wallet_id=str(wallet_id),
     )
 
 
