@@ -183,9 +183,9 @@ async def test_sqlite_writer_writes_what_the_sqlalchemy_path_writes(
                 # A used reference is named by what holds it: each path's own transaction.
                 holder = body.pop("transaction_id", None)
                 if "detail" in body:
-                    body["detail"] = body["detail"].replace("f-", "").replace("s-", "")
                     if holder is not None:
                         body["detail"] = body["detail"].replace(holder, "H")
+                    body["detail"] = body["detail"].replace("f-", "").replace("s-", "")
             assert bodies[0] == bodies[1], n
 
     ids = {fast.hex: "W", slow.hex: "W"}
@@ -459,3 +459,83 @@ async def test_sqlite_writer_answers_a_cancelled_caller_s_movement_anyway(
     )
     assert moved.status == 201
     assert json.loads(moved.body)["balance_after"] == 0
+
+
+async def test_sqlite_writer_gives_other_writes_their_turn_in_order(tmp_path: Path) -> None:
+    """A turn (what ``Database.write`` takes first) is granted once what was queued before it
+    committed, with the lock free (a connection that will not wait gets it), and the writer
+    takes nothing queued after it until the turn ends."""
+    path = str(tmp_path / "turns.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE log (n INTEGER PRIMARY KEY AUTOINCREMENT, who TEXT NOT NULL)")
+    setup.close()
+    writer = Writer(path)
+    release = threading.Event()
+    turn_over = threading.Event()
+    seen_by_later: list[bool] = []
+
+    def blocking(conn: sqlite3.Connection) -> None:
+        assert release.wait(10)
+        conn.execute("INSERT INTO log (who) VALUES ('before')")
+
+    def later(conn: sqlite3.Connection) -> None:
+        seen_by_later.append(turn_over.is_set())
+        conn.execute("INSERT INTO log (who) VALUES ('after')")
+
+    async def take_turn() -> asyncio.Future[None]:
+        async with writer.turn():
+            other = sqlite3.connect(path, isolation_level=None, timeout=0)  # never waits
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO log (who) VALUES ('turn')")
+            queued = asyncio.ensure_future(writer.run(later))
+            other.execute("COMMIT")
+            other.close()
+            turn_over.set()
+        return queued
+
+    try:
+        first = asyncio.ensure_future(writer.run(blocking))
+        turning = asyncio.ensure_future(take_turn())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not turning.done()  # the writer is still in the batch before it
+        release.set()
+        await first
+        await (await turning)
+        assert seen_by_later == [True]
+        check = sqlite3.connect(path)
+        order = [who for (who,) in check.execute("SELECT who FROM log ORDER BY n")]
+        check.close()
+        assert order == ["before", "turn", "after"]
+    finally:
+        release.set()
+        await writer.close()
+
+
+async def test_sqlite_writer_a_turn_cancelled_while_waiting_lets_the_writer_go_on(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "cancel.db")
+    writer = Writer(path)
+    release = threading.Event()
+    try:
+        busy = asyncio.ensure_future(writer.run(lambda conn: release.wait(10)))
+
+        async def hold_turn() -> None:
+            async with writer.turn():
+                raise AssertionError("cancelled before its turn")
+
+        waiting = asyncio.ensure_future(hold_turn())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        waiting.cancel()
+        release.set()
+        assert await busy is True
+        # The writer goes on: it does not wait TURN_LIMIT_S for the cancelled turn.
+        assert await writer.run(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        release.set()
+        await writer.close()

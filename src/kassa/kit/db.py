@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,10 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query on release: our statements leave no session state behind."""
 
 
+# A unit of work's turn to write (see ``Database.take_write_turns``).
+WriteTurn = Callable[[], AbstractAsyncContextManager[None]]
+
+
 class Database:
     """One per process: the SQLAlchemy engine and, on PostgreSQL, the hot-path asyncpg pool."""
 
@@ -76,11 +80,20 @@ class Database:
         if self.backend is Backend.SQLITE:
             _configure_sqlite(self.engine)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
+        self._write_turn: WriteTurn | None = None
 
     def on_close(self, stop: Callable[[], Awaitable[None]]) -> None:
         """Have :meth:`close` await ``stop`` first: a part that keeps a connection of its own
         (the SQLite writer of ``wallets.engine_sqlite``) closes with the database."""
         self._on_close.append(stop)
+
+    def take_write_turns(
+        self, turn: Callable[[], AbstractAsyncContextManager[None]] | None
+    ) -> None:
+        """Have each :meth:`write` unit of work wait for ``turn()`` first, and hold it until it
+        ends: on SQLite, the turn of ``wallets.sqlite_writer``, the thread that holds the write
+        lock between its own batches (None: no turns)."""
+        self._write_turn = turn
 
     async def open(self) -> None:
         if self.backend is Backend.POSTGRESQL and self.pg_pool is None:
@@ -115,8 +128,9 @@ class Database:
         Database errors that mean something to a client leave as that ``KassaError`` (a lost
         connection as ``ServiceUnavailable``)."""
         began = time.monotonic()
+        turn = self._write_turn
         try:
-            async with self.engine.connect() as conn:
+            async with turn() if turn is not None else nullcontext(), self.engine.connect() as conn:
                 if self.backend is Backend.SQLITE:
                     conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                 async with conn.begin():

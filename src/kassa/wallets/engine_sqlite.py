@@ -55,19 +55,19 @@ from kassa.wallets.money import (
 from kassa.wallets.sqlite_writer import Writer
 
 # -- the writer of each database (so of each process) --------------------------------------------
-
 _writers: weakref.WeakKeyDictionary[Database, Writer] = weakref.WeakKeyDictionary()
 
 
 def writer_of(db: Database) -> Writer:
-    """The database's writer, started on first use (and again after ``db.close()``, or in a
-    process forked from the one that started it); ``db.close()`` stops it."""
+    """The database's writer, started on first use (again after ``db.close()``, which stops
+    it, or in a forked process); the database's other writes take turns with it."""
     found = _writers.get(db)
     if found is None or found.closed or found.pid != os.getpid():
         path = db.engine.url.database
         if not path or path == ":memory:":
             raise ValueError("the SQLite engine needs a database file, not an in-memory database")
         found = _writers[db] = Writer(path)
+        db.take_write_turns(found.turn)
         db.on_close(found.close)
         weakref.finalize(db, found.stop)  # a database dropped without close()
     return found

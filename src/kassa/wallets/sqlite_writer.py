@@ -30,6 +30,14 @@ little or nothing to copy, after which the log starts again from its beginning.
 Callers await an ``asyncio`` future of their own event loop; the thread settles it with
 ``call_soon_threadsafe``, once per loop per batch. :meth:`Writer.close` posts what is queued,
 then stops both threads and closes their connections (``Database.close`` calls it).
+
+Every other write of the process (a SQLAlchemy unit of work: a payout's status change, a
+wallet's creation, a webhook's delivery) takes a turn from the writer first (:meth:`Writer.turn`,
+which ``Database.write`` awaits): the turn waits in the same queue as the movements, the writer
+commits what came before it, hands the lock over and waits until that unit of work ends (at
+most ``TURN_LIMIT_S``). Without turns such a unit of work would wait for the lock in SQLite's
+busy handler, which sleeps and polls, and under a steady stream of batches it rarely found the
+lock free: a payout's status change waited up to seconds.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -60,6 +69,9 @@ PRAGMAS = (
 )
 # The writer's statements, each prepared once per connection (sqlite3's cache is by text).
 STATEMENT_CACHE = 64
+# How long the writer waits for a unit of work it gave a turn to (``Writer.turn``) before it
+# takes the lock again (SQLite's busy timeout, then, makes one of the two wait).
+TURN_LIMIT_S = 30.0
 # The least time between two background checkpoints, and after one that failed.
 CHECKPOINT_EVERY_S = 0.05
 CHECKPOINT_RETRY_S = 1.0
@@ -84,6 +96,15 @@ class _Job(Generic[T]):
     future: asyncio.Future[T] = field(repr=False)
 
 
+@dataclass
+class _Turn:
+    """Another connection's turn to write: granted on ``loop``, ended by ``done``."""
+
+    loop: asyncio.AbstractEventLoop
+    granted: asyncio.Future[None] = field(repr=False)
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
 # What became of one job: its result, or the error it (or its batch) raised.
 _Settled = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
@@ -99,7 +120,7 @@ class Writer:
         self.path = path
         self.pid = os.getpid()  # a forked child has no thread: it starts its own writer
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job[Any] | _Turn | None] = queue.SimpleQueue()
         self._lock = threading.Lock()  # orders submit against close, whichever thread calls
         self._closed = False
         self.batches = 0  # committed transactions: fewer than jobs when requests queue
@@ -124,6 +145,24 @@ class Writer:
             self._queue.put(_Job(work, loop, future))
         return await future
 
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait until the writer holds no lock and will take none before the block ends (or
+        ``TURN_LIMIT_S`` passed): the turn of a unit of work on another connection. Turns and
+        movements are served in the order they came."""
+        loop = asyncio.get_running_loop()
+        given = _Turn(loop, loop.create_future())
+        with self._lock:
+            queued = not self._closed
+            if queued:
+                self._queue.put(given)
+        try:
+            if queued:
+                await given.granted
+            yield
+        finally:
+            given.done.set()  # also if cancelled while waiting: the writer goes on at once
+
     def stop(self) -> None:
         """Ask the thread to stop once it has posted what is queued; does not wait."""
         with self._lock:
@@ -147,17 +186,26 @@ class Writer:
                 first = self._queue.get()
                 if first is None:
                     break
-                batch: list[_Job[Any]] = [first]
-                while len(batch) < self._max_batch:
+                batch: list[_Job[Any]] = []
+                turn: _Turn | None = None
+                job: _Job[Any] | _Turn | None = first
+                while job is not None:
+                    if isinstance(job, _Turn):  # what came before it first, then the turn
+                        turn = job
+                        break
+                    batch.append(job)
+                    if len(batch) >= self._max_batch:
+                        break
                     try:
                         job = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if job is None:
                         stopping = True
-                        break
-                    batch.append(job)
-                conn = self._post(conn, batch)
+                if batch:
+                    conn = self._post(conn, batch)
+                if turn is not None:
+                    _give(turn)
         finally:
             if conn is not None:
                 conn.close()
@@ -166,7 +214,7 @@ class Writer:
 
     def _refuse_the_rest(self) -> None:
         """The thread is ending (closed, or killed by an error that is not a job's): no job
-        given after this waits forever."""
+        given after this waits forever, and a turn asked for is granted at once."""
         with self._lock:
             self._closed = True
         left: list[_Job[Any]] = []
@@ -175,7 +223,9 @@ class Writer:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
+            if isinstance(job, _Turn):
+                _grant(job)
+            elif job is not None:
                 left.append(job)
         stopped = WriterClosed("the SQLite writer stopped")
         _settle(left, [(job.future, None, stopped) for job in left])
@@ -266,6 +316,23 @@ class _Checkpointer:
         finally:
             if conn is not None:
                 conn.close()
+
+
+def _grant(turn: _Turn) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for the turn
+        turn.loop.call_soon_threadsafe(_set_granted, turn.granted)
+
+
+def _set_granted(granted: asyncio.Future[None]) -> None:
+    if not granted.done():  # cancelled: its unit of work went away (and set ``done``)
+        granted.set_result(None)
+
+
+def _give(turn: _Turn) -> None:
+    """Let the turn's unit of work write, and wait until it is done (or the limit passed)."""
+    _grant(turn)
+    if not turn.done.wait(TURN_LIMIT_S):
+        log.warning("sqlite_turn_overran", limit_s=TURN_LIMIT_S)
 
 
 def _abandon(conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
