@@ -122,6 +122,6 @@ def create_app(
         app.include_router(dialect)
     openapi_doc.install(app)
     docs_pages.install(app)
-    # Routes marked ``direct`` are served by the ASGI front: /v1's wallet creation, and the
-    # dialects' money routes.
-    return HotPath(app, state, [wallets_router, *dialects])
+    # Routes marked ``direct`` are served by the ASGI front: /v1's wallet creation, a payout's
+    # creation and status changes, and the dialects' money routes.
+    return HotPath(app, state, [wallets_router, payouts_router, *dialects])
