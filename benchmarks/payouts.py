@@ -46,11 +46,13 @@ from harness import (
     BenchError,
     OtherCpu,
     cpu_seconds,
+    drop_database,
     free_port,
     kassa_bin,
     kassa_json,
     load_average,
     log,
+    recreate_database,
     run_kassa,
     settle_database,
     settle_sqlite,
@@ -99,24 +101,6 @@ def parse_args(argv: Sequence[str]) -> Options:
 
 
 # --- setup -----------------------------------------------------------------------------------
-
-
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def recreate_database(admin_url: str) -> None:
-    drop = f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
-    asyncio.run(_admin(admin_url, drop, f"CREATE DATABASE {BENCH_DB}"))
-
-
-def drop_database(admin_url: str) -> None:
-    asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
 
 
 async def _setup(base_url: str, token: str, wallets: int) -> list[tuple[str, str]]:
