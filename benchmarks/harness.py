@@ -206,22 +206,22 @@ async def _admin(url: str, *statements: str) -> None:
         await conn.close()
 
 
-def recreate_database(admin_url: str) -> None:
+def recreate_database(admin_url: str, name: str = BENCH_DB) -> None:
     asyncio.run(
         _admin(
             admin_url,
-            f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)",
-            f"CREATE DATABASE {BENCH_DB}",
+            f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+            f"CREATE DATABASE {name}",
             # Statements and lock waits over half a second go to PostgreSQL's log, to explain
             # a slow tail (this database only).
-            f"ALTER DATABASE {BENCH_DB} SET log_min_duration_statement = {SLOW_STATEMENT_MS}",
-            f"ALTER DATABASE {BENCH_DB} SET log_lock_waits = on",
+            f"ALTER DATABASE {name} SET log_min_duration_statement = {SLOW_STATEMENT_MS}",
+            f"ALTER DATABASE {name} SET log_lock_waits = on",
         )
     )
 
 
-def drop_database(admin_url: str) -> None:
-    asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+def drop_database(admin_url: str, name: str = BENCH_DB) -> None:
+    asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def settle_database(db_url: str) -> None:

@@ -378,14 +378,14 @@ def main(argv: Sequence[str]) -> int:
             else:
                 db_url = with_database(opts.pg_url, BENCH_DB)
                 log(f"creating database {BENCH_DB}; {load_average()}")
-                recreate_database(opts.pg_url)
+                recreate_database(opts.pg_url, BENCH_DB)
                 try:
                     with OtherCpu((BENCH_DB,)) as other:
                         measured, settled, verify_line, ok = measure(
                             opts, db_url, Path(tmp), lambda: settle_database(db_url), other
                         )
                 finally:
-                    drop_database(opts.pg_url)
+                    drop_database(opts.pg_url, BENCH_DB)
     except (BenchError, OSError, asyncpg.PostgresError) as exc:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
