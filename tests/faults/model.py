@@ -188,14 +188,17 @@ class Model:
         self, wallet_id: str, amount: int, instrument: str, reference: str | None
     ) -> Expect:
         wallet = self.wallets[wallet_id]
+        # A payout that could not go now is not previewed either (PENDING checks it again).
+        status = wallet.effective_status(self.now)
+        if status in ("closed", "frozen"):
+            return refused(409, f"wallet_{status}")
         if instrument not in (wallet.verified_instrument, wallet.unverified_instrument):
             return refused(404, "not_found")  # another customer's instrument
         if not OPTION_MIN <= amount <= OPTION_MAX:
             return refused(422, "payment_option_refused")
         if not self._claimable(reference):
             return refused(409, "duplicate_reference")
-        # A preview moves no money and checks no wallet status (PENDING does).
-        return CREATED
+        return CREATED  # a preview moves no money
 
     def add_payout(self, payout: Payout) -> None:
         self._claim(payout.reference)

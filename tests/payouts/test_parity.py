@@ -366,3 +366,41 @@ async def test_a_fee_that_passes_the_bound_is_refused_alike(local: httpx.AsyncCl
     )
     assert refused.status_code == 422, refused.text
     assert refused.json()["detail"] == "the amount and its fee are above 10^15 minor units"
+
+
+@pytest.mark.parametrize("state", ["frozen", "closed"])
+async def test_no_preview_on_a_frozen_or_closed_wallet_alike(
+    local: httpx.AsyncClient, state: str
+) -> None:
+    """A payout that could not go now is not previewed either: the wallet's rule, in its
+    words, on both engines; nothing is written."""
+    setup = await ready(local)
+    wallet_id = setup.wallet["id"]
+    if state == "frozen":
+        assert (await local.post(f"/v1/wallets/{wallet_id}/freeze", json={})).status_code == 200
+    else:
+        balance = (await local.get(f"/v1/wallets/{wallet_id}")).json()["balance"]
+        withdrawn = await local.post(
+            f"/v1/wallets/{wallet_id}/withdrawals", json={"amount": balance}
+        )
+        assert withdrawn.status_code == 201, withdrawn.text
+        assert (await local.delete(f"/v1/wallets/{wallet_id}")).status_code == 200
+    body = {
+        "wallet_id": wallet_id,
+        "amount": 500,
+        "payment_option": "BANK_TRANSFER",
+        "instrument_id": setup.instrument["id"],
+        "reference": f"R-{uuid.uuid4().hex[:8]}",
+    }
+    refused = await local.post("/v1/payouts", json=body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == f"wallet_{state}"
+    detail = "is frozen; it takes no withdrawals" if state == "frozen" else "is closed"
+    assert refused.json()["detail"] == f"wallet {wallet_id} {detail}"
+    listed = await local.get("/v1/payouts", params={"wallet_id": wallet_id})
+    assert listed.json()["data"] == []
+    # Nothing was claimed: once unfrozen, the same payout is previewed, reference and all.
+    if state == "frozen":
+        await local.post(f"/v1/wallets/{wallet_id}/unfreeze")
+        again = await local.post("/v1/payouts", json=body)
+        assert again.status_code == 201, again.text

@@ -318,6 +318,8 @@ def creation_refusal(code: str, info: str | None, body: NewPayout) -> KassaError
     """The error of a refusal ``kassa_create_payout`` reported, in the words of ``lifecycle``."""
     if code == "wallet_not_found":
         return NotFound(f"wallet {body.wallet_id} not found")
+    if code in ("wallet_closed", "wallet_frozen"):
+        return rules.wallet_error(code, body.wallet_id)
     if code == "currency_mismatch":
         return lifecycle.currency_mismatch(str(info), str(body.currency))
     if code == "instrument_not_found":

@@ -114,6 +114,16 @@ async def create(
 ) -> PayoutOut:
     """A PREVIEW: checks the payout could go and fixes its fee; no money moves."""
     wallet = await wallets.get_wallet(conn, tenant_id, body.wallet_id, now)
+    refused = rules.refusal(
+        status=wallet.status,
+        frozen_until=wallet.frozen_until,
+        wallet_currency=wallet.currency,
+        currency=wallet.currency,  # asked for another: refused below, in the payout's words
+        refuse_frozen=True,
+        now=now,
+    )
+    if refused is not None:  # a payout that could not go now is not previewed either
+        raise rules.wallet_error(refused, wallet.id)
     if body.currency is not None and body.currency != wallet.currency:
         raise currency_mismatch(wallet.currency, body.currency)
     instrument = await instruments.find(conn, tenant_id, body.instrument_id)

@@ -1,6 +1,7 @@
 -- kassa_create_payout: a payout's PREVIEW through the API on PostgreSQL, in one statement.
 -- The rules of kassa.payouts.lifecycle.create, in the same order: a key in use or used for
--- another request, the wallet, the currency asked for, the customer's instrument, the payment
+-- another request, the wallet (closed, or frozen: a payout that could not go now is not
+-- previewed either), the currency asked for, the customer's instrument, the payment
 -- option and its limits, the fee (options.fee_for: fixed + amount * bps / 10,000 half up, at
 -- least min, at most max; amount + fee within 10^15), the reference (unique per tenant across
 -- transactions and payouts, under the same advisory lock as kassa.references.service.claim,
@@ -60,10 +61,21 @@ BEGIN
     o_replay_body := NULL;
   END IF;
 
-  SELECT w.currency, w.customer_id INTO v_wallet
+  SELECT w.currency, w.customer_id, w.status, w.frozen_until INTO v_wallet
     FROM wallets w WHERE w.tenant_id = p_tenant AND w.id = p_wallet;
   IF NOT FOUND THEN
     o_error := 'wallet_not_found';
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  IF v_wallet.status = 'closed' THEN
+    o_error := 'wallet_closed';
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  IF v_wallet.status = 'frozen'
+     AND (v_wallet.frozen_until IS NULL OR v_wallet.frozen_until > p_now) THEN
+    o_error := 'wallet_frozen';
     RETURN NEXT;
     RETURN;
   END IF;

@@ -25,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(sql_source("kassa_create_payout"))
+    op.execute(sql_source("0015_kassa_create_payout"))
     op.execute(sql_source("kassa_change_payout"))
 
 
