@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime, timedelta
 
 import orjson
@@ -29,18 +30,23 @@ async def respond(
     ``sealed`` answer (one that shows a secret) is stored encrypted with the operator's key. A
     change that creates an object in ``collection`` (its URL path) answers its 201 with the
     object's ``Location`` (:func:`with_location`)."""
-    target = request.url.path  # with its query, if any: it is part of what was asked
-    if request.url.query:
-        target += f"?{request.url.query}"
-    key = idempotency.key_for(
-        principal.tenant_id, request.headers.get(idempotency.HEADER), request.method, target, raw
-    )
+    key = request_key(request, principal.tenant_id, raw)
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
     box = state.box if sealed else None
     answer = await idempotency.run(state.db, key, work, now, ttl, box=box)
     if collection is not None:
         answer = with_location(answer, collection)
     return answer_response(answer)
+
+
+def request_key(request: Request, tenant_id: uuid.UUID, raw: bytes) -> idempotency.Key | None:
+    """The request's Idempotency-Key (None without one), fingerprinted over its method, its
+    path with its query (part of what was asked) and its body."""
+    target = request.url.path
+    if request.url.query:
+        target += f"?{request.url.query}"
+    header = request.headers.get(idempotency.HEADER)
+    return idempotency.key_for(tenant_id, header, request.method, target, raw)
 
 
 def with_location(answer: idempotency.Answer, collection: str) -> idempotency.Answer:

@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth.deps import PayoutsRead, PayoutsWrite, authorize, require
 from kassa.auth.service import Principal
-from kassa.idempotency import service as idempotency
-from kassa.idempotency.http import answer_response, respond, with_location
+from kassa.idempotency.http import answer_response, request_key, respond, with_location
 from kassa.idempotency.service import REPLAYED_HEADER
 from kassa.kit.db import Backend
 from kassa.kit.http import (
@@ -106,7 +105,7 @@ async def create_payout(request: Request) -> Response:
         # One statement holds the rules (``engine_pg``): the same answers, stored alike.
         done = await engine_pg.create(
             state.db,
-            _key(request, principal, raw),
+            request_key(request, principal.tenant_id, raw),
             principal.tenant_id,
             body,
             now,
@@ -189,7 +188,7 @@ async def change_status(request: Request, payout_id: str) -> Response:
         # One statement holds the rules (``engine_pg``): the same answers, stored alike.
         done = await engine_pg.change_status(
             state.db,
-            _key(request, principal, raw),
+            request_key(request, principal.tenant_id, raw),
             principal.tenant_id,
             payout,
             body.status,
@@ -228,15 +227,6 @@ async def _authorized(request: Request) -> tuple[AppState, Principal]:
     state = app_state(request)
     token = bearer_token(request.headers.get("authorization"))
     return state, await authorize(state.authenticator, token, WRITE_SCOPE)
-
-
-def _key(request: Request, principal: Principal, raw: bytes) -> idempotency.Key | None:
-    """The request's Idempotency-Key, fingerprinted as ``idempotency.http.respond`` does."""
-    target = request.url.path
-    if request.url.query:
-        target += f"?{request.url.query}"
-    header = request.headers.get(idempotency.HEADER)
-    return idempotency.key_for(principal.tenant_id, header, request.method, target, raw)
 
 
 def _key_ttl(request: Request) -> timedelta:
