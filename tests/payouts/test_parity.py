@@ -1,7 +1,9 @@
 """One table of status changes, run through both engines of a payout's status change: on
 PostgreSQL the function ``kassa_change_payout`` (``payouts.engine_pg``), on SQLite the rules of
-``payouts.lifecycle`` in Python. Every case expects the same answer on both (status, error code
-and detail, the payout's fields), so a rule that drifts in one engine fails here."""
+``payouts.lifecycle`` in the process's one writer thread (``payouts.engine_sqlite``). Every case
+expects the same answer on both (status, error code and detail, the payout's fields), so a rule
+that drifts in one engine fails here. So do a PREVIEW's checks, the settle scope, a reason, and
+the journal transaction a capture posts (then ``kassa verify``'s check of the tenant)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from kassa.app import create_app
+from kassa.auth import service as auth
 from kassa.config import Settings
 from kassa.kit.clock import FrozenClock
+from kassa.kit.db import Backend, Database
+from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
+from kassa.ledger.verify import verify
+from kassa.wallets.engine_sqlite import writer_of
+from kassa.wallets.hotpath import HotPath
 from tests.helpers import TenantKey
 from tests.payouts.conftest import BANK_TRANSFER, Setup, add_instrument, preview, ready, set_options
 
@@ -67,6 +76,13 @@ async def _spent(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClo
     assert answer.status_code == 201, answer.text
 
 
+async def _closed(api: Client, setup: Setup, payout: dict[str, Any], _: FrozenClock) -> None:
+    wallet_id = setup.wallet["id"]
+    emptied = await api.post(f"/v1/wallets/{wallet_id}/withdrawals", json={"amount": 10_000})
+    assert emptied.status_code == 201, emptied.text
+    assert (await api.delete(f"/v1/wallets/{wallet_id}")).status_code == 200
+
+
 CASES: list[tuple[str, Prepare, str, int, str, str | None]] = [
     ("pending", _nothing, "PENDING", 200, "PENDING", None),
     ("cancel a preview", _nothing, "CANCELLED", 200, "CANCELLED", None),
@@ -99,6 +115,7 @@ CASES: list[tuple[str, Prepare, str, int, str, str | None]] = [
         "the preview expired at 2026-01-01T00:15:00Z",
     ),
     ("frozen wallet", _frozen, "PENDING", 409, "wallet_frozen", "wallet {wallet} is frozen"),
+    ("closed wallet", _closed, "PENDING", 409, "wallet_closed", "wallet {wallet} is closed"),
     (
         "deleted instrument",
         _deleted,
@@ -156,19 +173,24 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def local(
-    database_url: str, tenant: TenantKey, clock: FrozenClock
-) -> AsyncIterator[httpx.AsyncClient]:
+async def app(database_url: str, clock: FrozenClock) -> AsyncIterator[HotPath]:
     settings = Settings(database_url=database_url, auth_cache_seconds=0, worker="off")
-    app = create_app(settings, clock=clock)
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://kassa.test",
-            headers={"Authorization": f"Bearer {tenant.key}"},
-        ) as client,
-    ):
+    made = create_app(settings, clock=clock)
+    async with made.lifespan():
+        yield made
+
+
+def _client(app: HotPath, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://kassa.test",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+@pytest.fixture
+async def local(app: HotPath, tenant: TenantKey) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(app, tenant.key) as client:
         yield client
 
 
@@ -179,6 +201,7 @@ async def local(
 )
 async def test_a_status_change_answers_alike_on_both_engines(
     local: httpx.AsyncClient,
+    app: HotPath,
     clock: FrozenClock,
     prepare: Prepare,
     target: str,
@@ -192,8 +215,13 @@ async def test_a_status_change_answers_alike_on_both_engines(
     wallet_before = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
     key = {"Idempotency-Key": str(uuid.uuid4())}
     url = f"/v1/payouts/{payout['id']}/status"
+    commits = _commits(app)
     answer = await local.post(url, json={"status": target}, headers=key)
     assert answer.status_code == status, answer.text
+    if commits is not None:
+        # On SQLite the change is one job of the writer (PROCESSING's rail receipt a second),
+        # not a SQLAlchemy unit of work in a turn of its own.
+        assert commits() == (2 if outcome == "PROCESSING" else 1)
     body = answer.json()
     wallet = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
     if status != 200:
@@ -230,6 +258,16 @@ async def test_a_status_change_answers_alike_on_both_engines(
     assert again.headers["idempotent-replayed"] == "true"
     after = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
     assert (after["balance"], after["held_balance"]) == (wallet["balance"], wallet["held_balance"])
+
+
+def _commits(app: HotPath) -> Callable[[], int] | None:
+    """On SQLite, how many transactions the writer has committed since this was called."""
+    db = app.state.db
+    if db.backend is not Backend.SQLITE:
+        return None
+    writer = writer_of(db)
+    before = writer.batches
+    return lambda: writer.batches - before
 
 
 async def test_an_unkeyed_refusal_writes_nothing(local: httpx.AsyncClient) -> None:
@@ -404,3 +442,129 @@ async def test_no_preview_on_a_frozen_or_closed_wallet_alike(
         await local.post(f"/v1/wallets/{wallet_id}/unfreeze")
         again = await local.post("/v1/payouts", json=body)
         assert again.status_code == 201, again.text
+
+
+REASONS = [
+    (("PENDING", "PROCESSING", "FAILED"), "the bank refused the account"),
+    (("PENDING", "CANCELLED"), "the customer changed their mind"),
+    (("CANCELLED",), "a typo in the amount"),
+]
+
+
+@pytest.mark.parametrize(("path", "reason"), REASONS, ids=["failed", "cancelled", "preview"])
+async def test_a_reason_is_kept_alike(
+    local: httpx.AsyncClient, path: tuple[str, ...], reason: str
+) -> None:
+    setup = await ready(local)
+    payout = await preview(local, setup, 500)
+    url = f"/v1/payouts/{payout['id']}/status"
+    for status in path[:-1]:
+        assert (await local.post(url, json={"status": status})).status_code == 200
+    answer = await local.post(url, json={"status": path[-1], "reason": reason})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["status"], body["status_reason"]) == (path[-1], reason)
+    assert body["history"][-1] == {
+        "status": path[-1],
+        "at": "2026-01-01T00:00:00Z",
+        "reason": reason,
+    }
+    wallet = (await local.get(f"/v1/wallets/{setup.wallet['id']}")).json()
+    assert (wallet["balance"], wallet["held_balance"]) == (10_000, 0)
+
+
+async def test_an_outcome_needs_the_settle_scope_where_it_could_be_posted_alike(
+    local: httpx.AsyncClient, app: HotPath, db: Database, tenant: TenantKey, clock: FrozenClock
+) -> None:
+    """Without ``payouts:settle`` a manual outcome is refused (403, stored under the key like
+    any answer) only where it could be posted; elsewhere the answer is the one any key gets."""
+    setup = await ready(local)
+    waiting = await preview(local, setup, 500)
+    for status in ("PENDING", "PROCESSING"):
+        moved = await local.post(f"/v1/payouts/{waiting['id']}/status", json={"status": status})
+        assert moved.status_code == 200, moved.text
+    fresh = await preview(local, setup, 600)
+    async with db.write() as conn:
+        scopes = ["payouts:read", "payouts:write"]
+        issued = await auth.create_key(conn, tenant.tenant_id, scopes, "no settle", clock.now())
+    async with _client(app, issued.key) as clerk:
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        url = f"/v1/payouts/{waiting['id']}/status"
+        refused = await clerk.post(url, json={"status": "COMPLETED"}, headers=key)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "forbidden"
+        assert (
+            refused.json()["detail"] == "posting a payout's outcome needs the scope payouts:settle"
+        )
+        again = await clerk.post(url, json={"status": "COMPLETED"}, headers=key)
+        assert (again.status_code, again.content) == (403, refused.content)
+        assert again.headers["idempotent-replayed"] == "true"
+        early = await clerk.post(f"/v1/payouts/{fresh['id']}/status", json={"status": "FAILED"})
+        assert early.status_code == 409, early.text
+        assert (
+            early.json()["detail"] == "a PREVIEW payout can move to PENDING, CANCELLED, not FAILED"
+        )
+        unknown = f"/v1/payouts/{uuid.uuid4()}/status"
+        assert (await clerk.post(unknown, json={"status": "COMPLETED"})).status_code == 404
+    shown = (await local.get(f"/v1/payouts/{waiting['id']}")).json()
+    assert (shown["status"], shown["next_status"]) == ("PROCESSING", ["COMPLETED", "FAILED"])
+
+
+async def test_a_capture_posts_the_same_journal_transaction_alike(
+    local: httpx.AsyncClient, app: HotPath, tenant: TenantKey, clock: FrozenClock
+) -> None:
+    """The hold and the capture's journal transaction and entries are the rows the ledger's
+    services write (``ledger.service.place_hold``, ``capture_hold``), and the tenant's ledger
+    verifies."""
+    setup = await ready(local)
+    reference = f"R-{uuid.uuid4().hex[:8]}"
+    payout = await preview(local, setup, 500, reference=reference, description="rent, May")
+    url = f"/v1/payouts/{payout['id']}/status"
+    assert (await local.post(url, json={"status": "PENDING"})).status_code == 200
+    async with app.state.db.read() as conn:
+        hold = (
+            await conn.execute(
+                select(holds).where(holds.c.wallet_id == uuid.UUID(setup.wallet["id"]))
+            )
+        ).one()
+    assert (hold.amount, hold.currency, hold.status) == (555, "EUR", "open")
+    assert (hold.reference, hold.expires_at) == (f"payout:{payout['id']}", None)
+    for status in ("PROCESSING", "COMPLETED"):
+        moved = await local.post(url, json={"status": status})
+        assert moved.status_code == 200, moved.text
+    completed = moved.json()
+    listed = (await local.get(f"/v1/wallets/{setup.wallet['id']}/transactions")).json()
+    capture = listed["data"][0]
+    assert capture == {
+        "id": completed["transaction_id"],
+        "wallet_id": setup.wallet["id"],
+        "kind": "withdrawal",
+        "amount": 555,
+        "currency": "EUR",
+        "balance_before": 10_000,
+        "balance_after": 9_445,
+        "status": "completed",
+        "reference": None,
+        "description": "rent, May",
+        "metadata": {"payout_id": payout["id"], "payout_reference": reference},
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    async with app.state.db.read() as conn:
+        resolved = (await conn.execute(select(holds).where(holds.c.id == hold.id))).one()
+        entries = await conn.execute(
+            select(accounts.c.kind, journal_entries.c.amount)
+            .join(accounts, accounts.c.id == journal_entries.c.account_id)
+            .join(
+                journal_transactions,
+                journal_transactions.c.seq == journal_entries.c.transaction_seq,
+            )
+            .where(journal_transactions.c.id == uuid.UUID(completed["transaction_id"]))
+            .order_by(journal_entries.c.id)
+        )
+        assert [tuple(entry) for entry in entries] == [
+            ("cash", -555),
+            ("payouts_clearing", 500),
+            ("fees", 55),
+        ]
+        assert (await verify(conn, tenant.tenant_id)).problems == []
+    assert (resolved.status, resolved.resolved_at) == ("captured", clock.now())

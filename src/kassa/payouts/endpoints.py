@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.auth.deps import PayoutsRead, PayoutsWrite, authorize, require
 from kassa.auth.service import Principal
 from kassa.idempotency.http import answer_response, request_key, respond, with_location
-from kassa.idempotency.service import REPLAYED_HEADER
-from kassa.kit.db import Backend
 from kassa.kit.http import (
     bearer_token,
     body_schema,
@@ -34,7 +32,7 @@ from kassa.kit.http import (
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.payouts import engine_pg, lifecycle, options, rails
+from kassa.payouts import engine, lifecycle, options, rails
 from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
 from kassa.state import AppState, app_state
 
@@ -101,23 +99,11 @@ async def create_payout(request: Request) -> Response:
     body = parse_json(raw, NewPayout)
     now = state.clock.now()
     ttl = timedelta(minutes=state.settings.payout_preview_minutes)
-    if state.db.backend is Backend.POSTGRESQL:
-        # One statement holds the rules (``engine_pg``): the same answers, stored alike.
-        done = await engine_pg.create(
-            state.db,
-            request_key(request, principal.tenant_id, raw),
-            principal.tenant_id,
-            body,
-            now,
-            ttl,
-            _key_ttl(request),
-        )
-        return answer_response(with_location(done.answer, "/v1/payouts"))
-
-    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        return 201, await lifecycle.create(conn, principal.tenant_id, body, now, ttl)
-
-    return await respond(request, state, principal, raw, now, work, collection="/v1/payouts")
+    key = request_key(request, principal.tenant_id, raw)
+    done = await engine.create(
+        state.db, key, principal.tenant_id, body, now, ttl, _key_ttl(request)
+    )
+    return answer_response(with_location(done.answer, "/v1/payouts"))
 
 
 @router.get("/payouts", **doc(Page[PayoutOut], 200, 404, 422, summary="List payouts"))
@@ -182,41 +168,20 @@ async def change_status(request: Request, payout_id: str) -> Response:
     raw = await read_body(request)
     body = parse_json(raw, StatusChange)
     now, payout = state.clock.now(), parse_id(payout_id, "payout")
-    may_settle = SETTLE_SCOPE in principal.scopes
-
-    if state.db.backend is Backend.POSTGRESQL:
-        # One statement holds the rules (``engine_pg``): the same answers, stored alike.
-        done = await engine_pg.change_status(
-            state.db,
-            request_key(request, principal.tenant_id, raw),
-            principal.tenant_id,
-            payout,
-            body.status,
-            body.reason,
-            now,
-            _key_ttl(request),
-            may_settle=may_settle,
-        )
-        if body.status == "PROCESSING" and done.payout is not None:
-            await rails.submit_moved(state.db, state.connectors, state.clock, done.payout)
-        return answer_response(done.answer)
-
-    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
-        if body.status in lifecycle.MANUAL_OUTCOMES and not may_settle:
-            # Refused where the outcome could be posted now; a payout not found, or not
-            # awaiting its outcome, answers as it does for any key.
-            current = await lifecycle.get(conn, principal.tenant_id, payout)
-            if body.status in current.next_status:
-                raise lifecycle.settle_refused()
-        changed = await lifecycle.change_status(
-            conn, principal.tenant_id, payout, body.status, body.reason, now
-        )
-        return 200, changed
-
-    response = await respond(request, state, principal, raw, now, work)
-    if body.status == "PROCESSING" and response.status_code == 200 and not _replayed(response):
-        await rails.submit(state.db, state.connectors, state.clock, principal.tenant_id, payout)
-    return response
+    done = await engine.change_status(
+        state.db,
+        request_key(request, principal.tenant_id, raw),
+        principal.tenant_id,
+        payout,
+        body.status,
+        body.reason,
+        now,
+        _key_ttl(request),
+        may_settle=SETTLE_SCOPE in principal.scopes,
+    )
+    if body.status == "PROCESSING" and done.payout is not None:  # moved now, not replayed
+        await rails.submit_moved(state.db, state.connectors, state.clock, done.payout)
+    return answer_response(done.answer)
 
 
 async def _authorized(request: Request) -> tuple[AppState, Principal]:
@@ -231,7 +196,3 @@ async def _authorized(request: Request) -> tuple[AppState, Principal]:
 
 def _key_ttl(request: Request) -> timedelta:
     return timedelta(hours=app_state(request).settings.idempotency_ttl_hours)
-
-
-def _replayed(response: Response) -> bool:
-    return response.headers.get(REPLAYED_HEADER[0]) == REPLAYED_HEADER[1]

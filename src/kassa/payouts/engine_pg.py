@@ -10,9 +10,10 @@ function (``apply_outcome_in``), in its own unit of work.
 
 Per change: BEGIN, the function, one insert of the event and the stored answer, COMMIT, each a
 prepared statement sent through the driver, where the general path sent a dozen statements
-through SQLAlchemy, each compiled, with a re-read of the payout after its update. On SQLite the
-rules run as ``lifecycle`` (Python) in one ``BEGIN IMMEDIATE`` transaction;
-``tests/payouts/test_parity.py`` runs one table of cases through both.
+through SQLAlchemy, each compiled, with a re-read of the payout after its update. On SQLite
+``engine_sqlite`` applies the rules of ``lifecycle`` in one job of the process's SQLite writer;
+``payouts.engine`` chooses between the two, and ``tests/payouts/test_parity.py`` runs one table
+of cases through both.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ async def create(
     preview_ttl: timedelta,
     ttl: timedelta,
 ) -> Done:
-    """A PREVIEW (see ``lifecycle.create``), answered as ``idempotency.run`` would."""
+    """A PREVIEW (see ``lifecycle.check_preview``), answered as ``idempotency.run`` would."""
     arguments = (
         tenant_id,
         uuid.uuid4(),
@@ -129,7 +130,7 @@ async def change_status(
     *,
     may_settle: bool,
 ) -> Done:
-    """Move the payout (see ``lifecycle.change_status``) and answer it, or its refusal, as
+    """Move the payout (see ``lifecycle.check_move``) and answer it, or its refusal, as
     ``idempotency.run`` would: with a key, the answer is stored with the change or replayed."""
     if target == "FAILED":
         reason = reason or "FAILED"
@@ -163,7 +164,7 @@ async def apply_outcome_in(
     outcome: Outcome,
     now: datetime,
 ) -> bool:
-    """``lifecycle.apply_outcome`` for a final outcome (COMPLETED or FAILED), inside the
+    """A rail's final outcome (COMPLETED or FAILED), applied once, inside the
     caller's transaction: False if the payout is no longer PROCESSING."""
     raw = await conn.get_raw_connection()
     driver = cast(asyncpg.Connection, raw.driver_connection)

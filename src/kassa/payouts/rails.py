@@ -2,9 +2,10 @@
 and recording what it answered.
 
 A connector is called with no database transaction open, under one deadline per call; what it
-answered is recorded in a transaction of its own. ``submit`` is what a request does right after
-a payout moved to PROCESSING committed; the payout worker asks (``ask``) and records
-(``record_answer``) the same way, and hands a payout over again when its rail never got it.
+answered is recorded in a transaction of its own (through ``payouts.engine``). ``submit_moved``
+is what a request does right after a payout's move to PROCESSING committed; the payout worker
+asks (``ask``) and records the answer (``engine.record_answer``) the same way, and hands a
+payout over again when its rail never got it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.kit.clock import Clock
-from kassa.kit.db import Backend, Database
+from kassa.kit.db import Database
 from kassa.kit.dberrors import error_summary
-from kassa.kit.errors import NotFound
-from kassa.payouts import engine_pg, lifecycle, repository
+from kassa.payouts import engine, repository
 from kassa.payouts.connectors import Connector, Outcome, PayoutRef, Submitted
 from kassa.payouts.repository import Payout
 
@@ -89,41 +89,6 @@ async def ask(
         return await connector.poll(payout.ref, now)
 
 
-async def record_answer(
-    conn: AsyncConnection,
-    payout: Processing,
-    answer: Outcome | Submitted,
-    now: datetime,
-    recheck: timedelta,
-) -> None:
-    """Keep a receipt's reference and when to ask first, or apply an outcome (once); a payout
-    still PROCESSING on the rail is asked again after ``recheck``."""
-    if isinstance(answer, Submitted):
-        await repository.record_submission(conn, payout.id, answer.reference, answer.check_at)
-    elif answer.status != "PROCESSING" and conn.dialect.name == "postgresql":
-        # The same function as a change posted through the API (``engine_pg``).
-        await engine_pg.apply_outcome_in(conn, payout.tenant_id, payout.id, answer, now)
-    else:
-        await lifecycle.apply_outcome(conn, payout.tenant_id, payout.id, answer, now, recheck)
-
-
-async def submit(
-    db: Database,
-    connectors: Mapping[str, Connector],
-    clock: Clock,
-    tenant_id: uuid.UUID,
-    payout_id: uuid.UUID,
-    timeout_seconds: float = CONNECTOR_TIMEOUT_SECONDS,
-) -> None:
-    """Hand a payout that just became PROCESSING to its connector, outside any transaction. If
-    the connector fails or times out, the payout stays PROCESSING and the worker recovers it."""
-    async with db.read() as conn:
-        found = await repository.get_payout(conn, tenant_id, payout_id)
-    if found is None:
-        raise NotFound(f"payout {payout_id} not found")
-    await submit_moved(db, connectors, clock, found, timeout_seconds)
-
-
 async def submit_moved(
     db: Database,
     connectors: Mapping[str, Connector],
@@ -131,7 +96,9 @@ async def submit_moved(
     found: Payout,
     timeout_seconds: float = CONNECTOR_TIMEOUT_SECONDS,
 ) -> None:
-    """``submit`` for the payout as its move to PROCESSING returned it (no second read)."""
+    """Hand a payout that just became PROCESSING (as its move returned it) to its connector,
+    outside any transaction. If the connector fails or times out, the payout stays PROCESSING
+    and the worker recovers it."""
     payout = _processing(found)
     connector = connectors.get(payout.connector)
     if connector is None:
@@ -147,8 +114,4 @@ async def submit_moved(
             error=error_summary("submit", error),
         )
         return
-    if db.backend is Backend.POSTGRESQL:
-        await engine_pg.record_submission(db, payout.id, submitted.reference, submitted.check_at)
-        return
-    async with db.write() as conn:
-        await repository.record_submission(conn, payout.id, submitted.reference, submitted.check_at)
+    await engine.record_submission(db, payout.id, submitted.reference, submitted.check_at)

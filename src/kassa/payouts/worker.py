@@ -1,10 +1,12 @@
 """The payout worker: expires PENDING payouts left too long, asks the rails about PROCESSING
 ones, and recovers payouts whose submission was never recorded.
 
-Every change it makes goes through the payout lifecycle in one transaction that locks the payout
-and checks its status first, so two workers racing over one payout change it once: the second
-finds it no longer PENDING (or PROCESSING) and leaves it. Connector calls are made with no
-transaction open, under a timeout. Time comes from the injected clock.
+Every change it makes goes through ``payouts.engine`` (the same engine as a change posted
+through the API) in one transaction that checks the payout's status first (on PostgreSQL with
+its row locked; SQLite has one writer), so two workers racing over one payout change it once:
+the second finds it no longer PENDING (or PROCESSING) and leaves it. A success clears the
+payout's past failures in the same transaction. Connector calls are made with no transaction
+open, under a timeout. Time comes from the injected clock.
 
 Each payout is its own failure domain: its expiry, or its connector call and the transaction
 that records the answer, may fail (a rail that is down, a bug, a row the ledger refuses) without
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -29,14 +32,15 @@ from kassa.kit.clock import Clock, isoformat
 from kassa.kit.db import Database
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError, ServiceUnavailable
-from kassa.payouts import failures, lifecycle, rails, repository
+from kassa.payouts import engine, failures, lifecycle, rails, repository
 from kassa.payouts.connectors import Connector
 from kassa.payouts.rails import Processing
 from kassa.payouts.repository import Expiring
 
 # Errors that are trouble rather than a bug in Kassa: logged without a traceback (a database
-# error's text carries the statement's parameters).
-_TROUBLE = (SQLAlchemyError, OSError, TimeoutError, KassaError)
+# error's text carries the statement's parameters). SQLite's own errors come from the writer
+# thread of ``engine_sqlite``.
+_TROUBLE = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError, KassaError)
 
 
 class PayoutWorker:
@@ -91,10 +95,9 @@ class PayoutWorker:
 
     async def _expire(self, payout: Expiring, now: datetime) -> int:
         try:
-            async with self.db.write() as conn:
-                expired = await lifecycle.expire(conn, payout, now)
-                if payout.worker_failures:
-                    await failures.clear(conn, payout.id)
+            expired = await engine.expire(
+                self.db, payout, now, clear_failures=payout.worker_failures > 0
+            )
         except ServiceUnavailable:
             raise  # the database, not this payout: the pass ends and the run loop waits
         except Exception as error:  # noqa: BLE001 - one payout's failure must not stop the rest
@@ -123,10 +126,15 @@ class PayoutWorker:
             await self._failed(payout.id, "PROCESSING", "connector", error, now)
             return
         try:
-            async with self.db.write() as conn:
-                await rails.record_answer(conn, payout, answer, now, self.recheck)
-                if payout.worker_failures:
-                    await failures.clear(conn, payout.id)
+            await engine.record_answer(
+                self.db,
+                payout.tenant_id,
+                payout.id,
+                answer,
+                now,
+                self.recheck,
+                clear_failures=payout.worker_failures > 0,
+            )
         except ServiceUnavailable:
             raise
         except Exception as error:  # noqa: BLE001 - one payout's failure must not stop the rest
