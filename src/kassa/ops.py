@@ -114,8 +114,13 @@ async def metrics(request: Request) -> Response:
         given = bearer_token(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("/metrics needs the bearer token set in KASSA_METRICS_TOKEN")
-    async with state.db.read() as conn:
-        gauges = await kassa_metrics.backlog(conn, state.clock.now())
+    try:
+        async with state.db.read() as conn:
+            gauges = await kassa_metrics.backlog(conn, state.clock.now())
+    except ServiceUnavailable:
+        # The database is down (a restart, a failover): the request counters, 503s included,
+        # are what to watch now, so they are served without the gauges read from it.
+        gauges = []
     return Response(kassa_metrics.render(gauges), media_type=kassa_metrics.CONTENT_TYPE)
 
 

@@ -6,7 +6,8 @@ they mean to a client:
 - A unique constraint that backs a business rule, lost in a race between the rule's check and
   the insert (two requests with one new reference, say), is that rule's own ``KassaError``:
   each domain registers its constraints with :func:`register_unique`.
-- A connection that is lost or refused is ``ServiceUnavailable`` (503 with ``Retry-After``):
+- A connection that is lost or refused, or that finds no writable leader among the hosts of a
+  multi-host URL (a failover in progress), is ``ServiceUnavailable`` (503 with ``Retry-After``):
   nothing about the request is wrong, and its client may send it again. Only errors that can
   mean nothing else count (see :func:`connection_lost`): a bug never becomes a 503.
 - A database too busy to take the request (SQLite's write lock still held when its busy
@@ -160,6 +161,10 @@ def _driver_lost(error: BaseException | None) -> bool:
     if isinstance(error, asyncpg.InterfaceError):
         # asyncpg's word for using a connection that the server or network closed.
         return "connection is closed" in str(error)
+    if isinstance(error, asyncpg.TargetServerAttributeNotMatched):
+        # A multi-host URL with target_session_attrs=read-write found every host up but none
+        # of them the writable leader: a failover in progress. Nothing was sent.
+        return True
     if type(error) is asyncpg.InternalClientError:
         # A connection the server ended while it was idle (PostgreSQL shutting down sends a
         # FATAL error, then closes), taken from the pool before asyncpg saw the socket close:
