@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kassa import __version__, compat, docs_pages, openapi_doc, workers
 from kassa.auth.service import Authenticator
 from kassa.config import Settings
+from kassa.customers.endpoints import router as customers_router
 from kassa.events.endpoints import router as events_router
 from kassa.idempotency import service as idempotency
 from kassa.instruments.endpoints import router as instruments_router
@@ -26,6 +27,7 @@ from kassa.kit.problem import install_problem_handlers
 from kassa.ops import router as ops_router
 from kassa.payouts.connectors import Connector
 from kassa.payouts.endpoints import router as payouts_router
+from kassa.sca.endpoints import router as sca_router
 from kassa.state import AppState
 from kassa.wallets.batch_endpoints import router as wallets_batch_router
 from kassa.wallets.endpoints import router as wallets_router
@@ -67,11 +69,12 @@ def create_app(
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings.database_url, pool_size=settings.pool_size)
+    clock = clock or SystemClock()
     state = AppState(
         settings=settings,
         db=db,
-        clock=clock or SystemClock(),
-        authenticator=Authenticator(db, settings.auth_cache_seconds),
+        clock=clock,
+        authenticator=Authenticator(db, settings.auth_cache_seconds, clock),
         connectors=connectors or workers.default_connectors(db, settings),
     )
 
@@ -117,6 +120,8 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(instruments_router)
     app.include_router(payouts_router)
+    app.include_router(customers_router)
+    app.include_router(sca_router)
     dialects = compat.routers(settings)
     for dialect in dialects:
         app.include_router(dialect)

@@ -135,6 +135,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     for path, method, operation in operations:
         if path.startswith("/v1/"):
             _complete_native(method, operation)
+        else:
+            _drop_fastapi_refusals(operation)
         _complete_headers(path, method, operation)
         _put_examples(operation, titles)
     for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's, referred to no more
@@ -225,6 +227,14 @@ def _complete_native(method: str, operation: dict[str, Any]) -> None:
         parts += [reason for reason in reasons[status] if reason not in parts]
         responses[str(status)] = problem_response("; ".join(parts) or MEANINGS[status])
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _drop_fastapi_refusals(operation: dict[str, Any]) -> None:
+    """A dialect answers in its own shape: FastAPI's 422 (``HTTPValidationError``), added for
+    an operation with path parameters that does not declare a 422, is never its answer."""
+    responses = operation.get("responses", {})
+    for key in [key for key in responses if "HTTPValidationError" in json.dumps(responses[key])]:
+        del responses[key]
 
 
 def _complete_headers(path: str, method: str, operation: dict[str, Any]) -> None:

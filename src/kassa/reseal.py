@@ -2,7 +2,8 @@
 
 ``KASSA_SECRET_KEY`` lists keys newest first: the first encrypts, any of them decrypts. After a
 new key is put first, ``kassa reseal`` re-encrypts (Fernet's rotate) what older keys sealed:
-webhook signing secrets (current and previous), tenants' instrument fingerprint keys, and stored
+webhook signing secrets (current and previous), tenants' instrument fingerprint keys, customers'
+TOTP secrets, and stored
 ``Idempotency-Key`` answers that show a secret. Once it reports nothing left under an old key,
 that key can be removed from ``KASSA_SECRET_KEY``. Each table is one transaction; a value no
 listed key opens is left as it is and counted.
@@ -20,6 +21,7 @@ from kassa.auth.tables import tenants
 from kassa.idempotency.tables import idempotency_keys
 from kassa.kit.db import Database
 from kassa.kit.secretbox import SecretBox, SecretKeyError
+from kassa.sca.tables import sca_authenticators
 from kassa.webhooks.tables import webhook_endpoints
 
 
@@ -38,6 +40,7 @@ _SEALED: list[tuple[Table, Column[Any], list[Column[Any]], Any]] = [
     (webhook_endpoints, webhook_endpoints.c.secret, [webhook_endpoints.c.id], None),
     (webhook_endpoints, webhook_endpoints.c.previous_secret, [webhook_endpoints.c.id], None),
     (tenants, tenants.c.fingerprint_key, [tenants.c.id], None),
+    (sca_authenticators, sca_authenticators.c.secret, [sca_authenticators.c.id], None),
     (
         idempotency_keys,
         idempotency_keys.c.body,

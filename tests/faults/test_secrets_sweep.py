@@ -29,8 +29,10 @@ unchanged: caught on both backends (every key found as shown in the SQLite WAL a
 ``pg_dump``); ``sealed=False`` for the webhook endpoints' idempotent answers: caught on SQLite
 (the created and the rolled ``whsec_`` secrets found as shown, by key part and in base64url).
 
-Customer tokens: Kassa's API shows none (there is no token route in ``/openapi.json``), so there
-is none to look for; when one is added, add it to ``shown`` below.
+Customer tokens (``kct_…``, issued under an Idempotency-Key and replayed, used, one revoked and
+used again, and a guess with a real prefix) and a customer's TOTP secret (shown at enrolment,
+under an Idempotency-Key) are swept too: the token is kept only as its SHA-256, the TOTP secret
+sealed, and so are the idempotent answers that show them.
 """
 
 from __future__ import annotations
@@ -265,11 +267,45 @@ async def test_no_secret_the_api_showed_is_stored_or_logged(
         )
         assert response.status_code == 201, response.text
 
+        # Customer tokens: issued (idempotent, then replayed), used, revoked; a guessed one.
+        idempotent = {"Idempotency-Key": uuid.uuid4().hex}
+        tokens = []
+        for _ in range(2):
+            response = await api.post(f"/v1/customers/{customer}/tokens", headers=idempotent)
+            assert response.status_code == 201, response.text
+            tokens.append(response.json())
+        assert tokens[0]["token"] == tokens[1]["token"]
+        shown["a customer token"] = tokens[0]["token"]
+        response = await api.post(f"/v1/customers/{customer}/tokens")
+        assert response.status_code == 201, response.text
+        other_token = response.json()
+        shown["a revoked customer token"] = other_token["token"]
+        token_prefix = other_token["token"].split("_")[1]
+        shown["a guessed customer token"] = f"kct_{token_prefix}_{uuid.uuid4().hex}"
+        revoked_token = await api.delete(f"/v1/customers/{customer}/tokens/{other_token['id']}")
+        assert revoked_token.status_code == 200, revoked_token.text
+        for token in (tokens[0]["token"], other_token["token"], shown["a guessed customer token"]):
+            response = await api.get(
+                f"/v1/wallets/{wallet['id']}", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code in (200, 401), response.text
+        # A TOTP secret, enrolled by the customer's own token under an Idempotency-Key.
+        response = await api.post(
+            f"/v1/customers/{customer}/sca/totp",
+            headers={
+                "Authorization": f"Bearer {tokens[0]['token']}",
+                "Idempotency-Key": uuid.uuid4().hex,
+            },
+        )
+        assert response.status_code == 201, response.text
+        shown["a TOTP secret"] = response.json()["secret"]
+        shown["a TOTP otpauth URI"] = response.json()["otpauth_uri"]
+
     places = await database_bytes(server.database_url)
     places["the server's log"] = server.log_path.read_bytes()
     # The sweep reads the right bytes: what is meant to be kept in the clear is there.
     everything = b"".join(places.values())
-    for prefix in (issued[0]["prefix"], revoked["prefix"]):
+    for prefix in (issued[0]["prefix"], revoked["prefix"], token_prefix):
         assert prefix.encode() in everything, f"key prefix {prefix} not found: wrong database?"
     assert all(digits.encode() in everything for digits in last4), last4
     assert b"kassa: serving" in places["the server's log"], "not the server's log"

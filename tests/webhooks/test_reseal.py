@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import httpx
+import pyotp
 
 from kassa.app import create_app
 from kassa.config import Settings
@@ -47,6 +48,8 @@ async def test_after_a_reseal_the_new_key_alone_opens_everything(
     instrument = {"holder_name": "Ada", "type": "SEPA_BANK_ACCOUNT", "iban": IBAN}
     first = await hooks.api.post("/v1/customers/c1/instruments", json=instrument)
     assert first.status_code == 201, first.text
+    enrolled = await hooks.api.post("/v1/customers/c1/sca/totp")
+    assert enrolled.status_code == 201, enrolled.text
 
     newest = new_operator_key()
     stranger = await asyncio.to_thread(reseal, fresh_database_url, new_operator_key())
@@ -60,6 +63,7 @@ async def test_after_a_reseal_the_new_key_alone_opens_everything(
         "webhook_endpoints.secret": 1,
         "webhook_endpoints.previous_secret": 1,
         "tenants.fingerprint_key": 1,
+        "sca_authenticators.secret": 1,
         "idempotency_keys.body": 1,  # the keyed creation's answer shows the secret: sealed
     }
     assert not any(report["unopened"].values())
@@ -96,3 +100,9 @@ async def test_after_a_reseal_the_new_key_alone_opens_everything(
         again = await only_newest.post("/v1/customers/c2/instruments", json=instrument)
         assert again.status_code == 201, again.text
         assert again.json()["fingerprint"] == first.json()["fingerprint"]
+        # The TOTP secret opens under the newest key: the app's code activates it.
+        code = pyotp.TOTP(enrolled.json()["secret"]).now()
+        activated = await only_newest.post(
+            "/v1/customers/c1/sca/totp/activate", json={"code": code}
+        )
+        assert activated.status_code == 200, activated.text

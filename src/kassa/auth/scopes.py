@@ -13,7 +13,13 @@ SCOPES: dict[str, str] = {
     "payouts:settle": "post a manual payout's outcome (COMPLETED or FAILED)",
     "webhooks:manage": "create, list, delete webhook endpoints, roll their secrets, see and"
     " redo deliveries",
+    "customers:tokens": "issue and revoke customer tokens (each scoped to one customer)",
 }
+
+# What a customer token may carry: reading its customer's wallets, payouts and instruments,
+# and making and moving its own payouts. Routes admit customer tokens one by one
+# (``kassa.auth.deps``); every other route answers them 403.
+CUSTOMER_SCOPES: frozenset[str] = frozenset({"wallets:read", "payouts:read", "payouts:write"})
 
 ALL_SCOPES = frozenset(SCOPES)
 

@@ -17,7 +17,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,12 +25,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.auth import repository
-from kassa.auth.scopes import ALL_SCOPES, expand
+from kassa.auth.scopes import ALL_SCOPES, CUSTOMER_SCOPES, expand
+from kassa.kit.clock import Clock, SystemClock
 from kassa.kit.db import Database
-from kassa.kit.errors import NotFound, ValidationFailed
+from kassa.kit.errors import Forbidden, NotFound, ValidationFailed
 from kassa.kit.money import currency_exponent
 
 KEY_PREFIX = "ksk"
+CUSTOMER_TOKEN_PREFIX = "kct"  # noqa: S105 - a public marker, like "ksk"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,15 @@ class Principal:
     # every request; loaded with the key, so they cost no read of their own).
     currency: str
     timezone: str
+    # A customer token's customer: the principal acts for that one customer only, on the
+    # routes that admit customers (``kassa.auth.deps``). None for an API key.
+    customer_id: str | None = None
+    # The tenant's SCA policy as stored (``kassa.sca.policy`` reads it); None: SCA is off.
+    sca_policy: dict[str, Any] | None = None
+
+    def owns(self, customer_id: str) -> bool:
+        """Whether an object of ``customer_id`` is this principal's to see."""
+        return self.customer_id is None or self.customer_id == customer_id
 
 
 @dataclass(frozen=True)
@@ -156,40 +167,112 @@ async def revoke_key(conn: AsyncConnection, key_id_or_prefix: str, now: datetime
 
 
 @dataclass(frozen=True)
+class IssuedCustomerToken:
+    id: uuid.UUID
+    customer_id: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    token: str  # shown once, as an API key is
+
+
+DEFAULT_TOKEN_LIFETIME = timedelta(minutes=15)
+MAX_TOKEN_LIFETIME = timedelta(hours=24)
+
+
+async def issue_customer_token(
+    conn: AsyncConnection,
+    issuer: Principal,
+    customer_id: str,
+    scopes: list[str] | None,
+    lifetime: timedelta,
+    now: datetime,
+) -> IssuedCustomerToken:
+    """A token that acts for one customer, with scopes no wider than its issuer's."""
+    wanted = sorted(set(scopes) if scopes is not None else CUSTOMER_SCOPES & issuer.scopes)
+    beyond = [scope for scope in wanted if scope not in CUSTOMER_SCOPES]
+    if beyond or not wanted:
+        raise ValidationFailed(
+            "a customer token carries only " + ", ".join(sorted(CUSTOMER_SCOPES)),
+            errors=[{"field": "scopes", "code": "invalid_scope", "message": ", ".join(beyond)}],
+        )
+    missing = [scope for scope in wanted if scope not in issuer.scopes]
+    if missing:
+        raise Forbidden(f"the API key itself lacks {', '.join(missing)}")
+    prefix = secrets.token_hex(6)
+    token = f"{CUSTOMER_TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    token_id = uuid.uuid4()
+    expires_at = now + lifetime
+    await repository.insert_customer_token(
+        conn,
+        {
+            "id": token_id,
+            "tenant_id": issuer.tenant_id,
+            "customer_id": customer_id,
+            "prefix": prefix,
+            "token_hash": hash_key(token),
+            "scopes": " ".join(wanted),
+            "key_id": issuer.key_id,
+            "created_at": now,
+            "expires_at": expires_at,
+        },
+    )
+    return IssuedCustomerToken(token_id, customer_id, wanted, now, expires_at, token)
+
+
+@dataclass(frozen=True)
 class _CachedKey:
     principal: Principal | None
     key_hash: str
     checked_at: float
+    expires_at: datetime | None = None  # a customer token's end
 
 
 class Authenticator:
-    """Turns a bearer token into a ``Principal``, keeping recent answers for a few seconds."""
+    """Turns a bearer token (an API key or a customer token) into a ``Principal``, keeping
+    recent answers for a few seconds."""
 
-    def __init__(self, db: Database, cache_seconds: float) -> None:
+    def __init__(self, db: Database, cache_seconds: float, clock: Clock | None = None) -> None:
         self._db = db
         self._cache_seconds = cache_seconds
+        self._clock = clock or SystemClock()
         self._cache: dict[str, _CachedKey] = {}
 
     async def authenticate(self, token: str) -> Principal | None:
         parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        if len(parts) != 3 or parts[0] not in (KEY_PREFIX, CUSTOMER_TOKEN_PREFIX):
             return None
-        prefix = parts[1]
+        cache_key = f"{parts[0]}_{parts[1]}"
         presented_hash = hash_key(token)
-        cached = self._cache.get(prefix)
+        cached = self._cache.get(cache_key)
         if cached is None or time.monotonic() - cached.checked_at >= self._cache_seconds:
-            cached = await self._load(prefix)
+            if parts[0] == KEY_PREFIX:
+                cached = await self._load_key(parts[1])
+            else:
+                cached = await self._load_customer_token(parts[1])
             if cached is None:
+                self._cache.pop(cache_key, None)
                 return None
+            if self._cache_seconds > 0:
+                self._cache[cache_key] = cached
         if not hmac.compare_digest(cached.key_hash, presented_hash):
+            return None
+        if cached.expires_at is not None and self._clock.now() >= cached.expires_at:
             return None
         return cached.principal
 
-    async def _load(self, prefix: str) -> _CachedKey | None:
+    def forget_all(self) -> None:
+        """Drop every key this process keeps (a tenant setting loaded with keys changed)."""
+        self._cache.clear()
+
+    def forget(self, prefix: str) -> None:
+        """Drop this process's copy of a token just revoked here (others expire theirs)."""
+        self._cache.pop(prefix, None)
+
+    async def _load_key(self, prefix: str) -> _CachedKey | None:
         async with self._db.read() as conn:
             row = await repository.key_by_prefix(conn, prefix)
         if row is None:
-            self._cache.pop(prefix, None)
             return None
         principal = None
         if row.revoked_at is None:
@@ -199,8 +282,24 @@ class Authenticator:
                 expand(frozenset(row.scopes.split())),
                 row.default_currency,
                 row.timezone,
+                sca_policy=row.sca_policy,
             )
-        cached = _CachedKey(principal, row.key_hash, time.monotonic())
-        if self._cache_seconds > 0:
-            self._cache[prefix] = cached
-        return cached
+        return _CachedKey(principal, row.key_hash, time.monotonic())
+
+    async def _load_customer_token(self, prefix: str) -> _CachedKey | None:
+        async with self._db.read() as conn:
+            row = await repository.customer_token_by_prefix(conn, prefix)
+        if row is None:
+            return None
+        principal = None
+        if row.revoked_at is None and row.key_revoked_at is None:
+            principal = Principal(
+                row.tenant_id,
+                row.id,
+                frozenset(row.scopes.split()),
+                row.default_currency,
+                row.timezone,
+                customer_id=row.customer_id,
+                sca_policy=row.sca_policy,
+            )
+        return _CachedKey(principal, row.token_hash, time.monotonic(), row.expires_at)

@@ -1,6 +1,6 @@
-from sqlalchemy import Column, ForeignKey, LargeBinary, String, Table, Text, Uuid
+from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, Table, Text, Uuid
 
-from kassa.kit.db import UtcDateTime, metadata
+from kassa.kit.db import JsonObject, UtcDateTime, metadata
 
 tenants = Table(
     "tenants",
@@ -13,6 +13,9 @@ tenants = Table(
     # The key of the tenant's instrument fingerprints (random, made on first use), encrypted
     # with the operator's key (kassa.kit.secretbox).
     Column("fingerprint_key", LargeBinary, nullable=True),
+    # When a payout needs Strong Customer Authentication (kassa.sca.policy); NULL: never.
+    # Loaded with the API key, so the check costs no read of its own.
+    Column("sca_policy", JsonObject, nullable=True),
 )
 
 api_keys = Table(
@@ -28,4 +31,22 @@ api_keys = Table(
     Column("scopes", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+customer_tokens = Table(
+    "customer_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("customer_id", String(255), nullable=False),
+    # ``kct_<prefix>_…`` as for API keys: the prefix finds the row, the SHA-256 checks it.
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    # The API key that issued it: revoking that key ends its customers' tokens too.
+    Column("key_id", Uuid, ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index(None, "tenant_id", "customer_id"),
 )

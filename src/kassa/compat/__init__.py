@@ -14,7 +14,7 @@ from kassa.config import Settings
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-KNOWN = ("salla", "walletapi", "autional")
+KNOWN = ("salla", "walletapi", "autional", "paysafe")
 
 
 def check_names(settings: Settings) -> None:
@@ -34,6 +34,8 @@ def routers(settings: Settings) -> list[APIRouter]:
     outage) reaches its clients in that shape."""
     from kassa.compat.autional import endpoints as autional
     from kassa.compat.common import register_renderer
+    from kassa.compat.paysafe import documents as paysafe_documents
+    from kassa.compat.paysafe import endpoints as paysafe
     from kassa.compat.salla import endpoints as salla
     from kassa.compat.walletapi import endpoints as walletapi
     from kassa.kit.clock import SystemClock
@@ -42,6 +44,7 @@ def routers(settings: Settings) -> list[APIRouter]:
         "salla": (salla.router, salla.BASE, salla.render_error),
         "walletapi": (walletapi.router, walletapi.BASE, walletapi.render_error),
         "autional": (autional.router, autional.BASE, autional.error_renderer(SystemClock())),
+        "paysafe": (paysafe.router, paysafe.BASE, paysafe_documents.render_error),
     }
     check_names(settings)
     served = []

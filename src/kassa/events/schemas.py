@@ -23,6 +23,9 @@ EventType = Literal[
     "payout.completed",
     "payout.failed",
     "payout.cancelled",
+    "payout.sca_required",
+    "payout.sca_completed",
+    "payout.sca_failed",
 ]
 
 

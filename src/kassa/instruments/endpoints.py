@@ -10,10 +10,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.auth.deps import PayoutsRead, PayoutsWrite
+from kassa.auth.deps import PayoutsReadOrCustomer, PayoutsWrite, PayoutsWriteOrCustomer
+from kassa.auth.service import Principal
 from kassa.idempotency.http import respond
 from kassa.instruments import service
 from kassa.instruments.schemas import DeletedInstrument, InstrumentOut, NewInstrument
+from kassa.kit.errors import NotFound
 from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
@@ -28,6 +30,12 @@ router = APIRouter(
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
 
+def _own(principal: Principal, customer_id: str) -> None:
+    """A customer token reaches its own customer's instruments only: any other is 404."""
+    if not principal.owns(customer_id):
+        raise NotFound(f"customer {customer_id} not found")
+
+
 @router.post(
     "",
     openapi_extra=body_schema(NewInstrument),
@@ -40,9 +48,10 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00
     ),
 )
 async def create_instrument(
-    request: Request, customer_id: CustomerId, principal: PayoutsWrite
+    request: Request, customer_id: CustomerId, principal: PayoutsWriteOrCustomer
 ) -> Response:
     """Add a bank account or card; it is checked, stored masked and starts ``unverified``."""
+    _own(principal, customer_id)
     raw = await read_body(request)
     body = parse_json(raw, NewInstrument)
     state = app_state(request)
@@ -58,9 +67,13 @@ async def create_instrument(
 
 @router.get("", **doc(Page[InstrumentOut], 200, 422, summary="List a customer's instruments"))
 async def list_instruments(
-    request: Request, customer_id: CustomerId, principal: PayoutsRead, limit: Limit = DEFAULT_LIMIT
+    request: Request,
+    customer_id: CustomerId,
+    principal: PayoutsReadOrCustomer,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
     """The customer's bank accounts and cards, newest first (masked)."""
+    _own(principal, customer_id)
     state = app_state(request)
     async with state.db.read() as conn:
         page = await service.list_instruments(conn, principal.tenant_id, customer_id, limit)
@@ -69,9 +82,10 @@ async def list_instruments(
 
 @router.get("/{instrument_id}", **doc(InstrumentOut, 200, 404, summary="Get an instrument"))
 async def get_instrument(
-    request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsRead
+    request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsReadOrCustomer
 ) -> Response:
     """One of the customer's instruments (masked)."""
+    _own(principal, customer_id)
     state = app_state(request)
     async with state.db.read() as conn:
         found = await service.get(
@@ -102,9 +116,13 @@ async def verify_instrument(
     "/{instrument_id}", **doc(DeletedInstrument, 200, 404, summary="Delete an instrument")
 )
 async def delete_instrument(
-    request: Request, customer_id: CustomerId, instrument_id: str, principal: PayoutsWrite
+    request: Request,
+    customer_id: CustomerId,
+    instrument_id: str,
+    principal: PayoutsWriteOrCustomer,
 ) -> Response:
     """Remove the instrument: no new payout can use it; payouts made with it keep it."""
+    _own(principal, customer_id)
     raw = await read_body(request)
     state = app_state(request)
     now, instrument = state.clock.now(), parse_id(instrument_id, "payment instrument")

@@ -121,3 +121,19 @@ async def set_fingerprint_key(conn: AsyncConnection, tenant_id: uuid.UUID, seale
         .where(tenants.c.id == tenant_id, tenants.c.fingerprint_key.is_(None))
         .values(fingerprint_key=sealed)
     )
+
+
+async def instrument_types(
+    conn: AsyncConnection, tenant_id: uuid.UUID, instrument_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The type of each of the tenant's instruments named, deleted ones too (a payout keeps
+    the instrument it was made with)."""
+    if not instrument_ids:
+        return {}
+    rows = await conn.execute(
+        select(payment_instruments.c.id, payment_instruments.c.type).where(
+            payment_instruments.c.tenant_id == tenant_id,
+            payment_instruments.c.id.in_(instrument_ids),
+        )
+    )
+    return {row.id: row.type for row in rows}

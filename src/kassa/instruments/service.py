@@ -146,3 +146,10 @@ async def delete(
     await _instrument(conn, tenant_id, customer_id, instrument_id)
     await repository.update_instrument(conn, tenant_id, instrument_id, {"deleted_at": now})
     return DeletedInstrument(id=instrument_id)
+
+
+async def types_of(
+    conn: AsyncConnection, tenant_id: uuid.UUID, instrument_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Each named instrument's type (deleted ones too): how payouts show their instrument."""
+    return await repository.instrument_types(conn, tenant_id, sorted(set(instrument_ids)))

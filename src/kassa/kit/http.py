@@ -125,8 +125,11 @@ def raise_unknown(names: Iterable[str], allowed: frozenset[str]) -> None:
         )
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request's body, up to ``limit`` bytes (a bulk operation takes more)."""
+async def read_body(
+    request: Request, limit: int = MAX_BODY_BYTES, *, json_body: bool = True
+) -> bytes:
+    """The request's body, up to ``limit`` bytes (a bulk operation takes more); said to be
+    JSON unless ``json_body`` is False (an OAuth token request's form)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
@@ -135,7 +138,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
-    if body.strip():
+    if body.strip() and json_body:
         check_media_type(request.headers.get("content-type"))
     return bytes(body)
 

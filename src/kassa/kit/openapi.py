@@ -25,8 +25,10 @@ UNAVAILABLE = (
 # What a native refusal means when the route says nothing more about it.
 MEANINGS: dict[int, str] = {
     400: "the request is malformed",
-    401: "no API key, or an unknown or revoked one (`unauthorized`)",
-    403: "the API key lacks the scope this operation needs (`forbidden`)",
+    401: "no API key, or an unknown or revoked one; an expired or revoked customer token"
+    " (`unauthorized`)",
+    403: "the API key lacks the scope this operation needs, or a customer token may not make it"
+    " (`forbidden`)",
     404: "no such object for this API key's tenant; a malformed id names none (`not_found`)",
     409: "the object's state does not allow it",
     413: "the body is over 64 KiB (`payload_too_large`)",

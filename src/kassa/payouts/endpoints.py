@@ -8,7 +8,6 @@ query parameter first, then the key), and answers alike either way.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,7 +15,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.auth.deps import PayoutsRead, PayoutsWrite, authorize, require
+from kassa.auth.deps import (
+    PayoutsReadOrCustomer,
+    PayoutsWrite,
+    authorize,
+    require,
+)
 from kassa.auth.service import Principal
 from kassa.idempotency.http import answer_response, request_key, respond, with_location
 from kassa.kit.http import (
@@ -32,8 +36,15 @@ from kassa.kit.http import (
 from kassa.kit.ids import parse_id
 from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
-from kassa.payouts import engine, lifecycle, options, rails
-from kassa.payouts.schemas import NewPayout, PaymentOptions, PayoutOut, PayoutStatus, StatusChange
+from kassa.payouts import actions, lifecycle, options
+from kassa.payouts.schemas import (
+    NewPayout,
+    PaymentOptions,
+    PayoutAwaitingSca,
+    PayoutOut,
+    PayoutStatus,
+    StatusChange,
+)
 from kassa.state import AppState, app_state
 
 router = APIRouter(prefix="/v1", tags=["payouts"], dependencies=[Depends(refuse_unknown_query)])
@@ -42,7 +53,7 @@ WRITE_SCOPE = "payouts:write"
 
 
 @router.get("/payment-options", **doc(PaymentOptions, 200, summary="Get payment options"))
-async def get_payment_options(request: Request, principal: PayoutsRead) -> Response:
+async def get_payment_options(request: Request, principal: PayoutsReadOrCustomer) -> Response:
     """How the tenant's customers can be paid out: each option's instruments, currencies,
     limits, fee and rail, and how long a PENDING payout may wait."""
     state = app_state(request)
@@ -97,27 +108,28 @@ async def create_payout(request: Request) -> Response:
     state, principal = await _authorized(request)
     raw = await read_body(request)
     body = parse_json(raw, NewPayout)
-    now = state.clock.now()
-    ttl = timedelta(minutes=state.settings.payout_preview_minutes)
     key = request_key(request, principal.tenant_id, raw)
-    done = await engine.create(
-        state.db, key, principal.tenant_id, body, now, ttl, _key_ttl(request)
-    )
+    done = await actions.create(state, principal, body, key, state.clock.now())
     return answer_response(with_location(done.answer, "/v1/payouts"))
 
 
 @router.get("/payouts", **doc(Page[PayoutOut], 200, 404, 422, summary="List payouts"))
 async def list_payouts(
     request: Request,
-    principal: PayoutsRead,
+    principal: PayoutsReadOrCustomer,
     status: Annotated[PayoutStatus | None, Query()] = None,
     customer_id: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
     wallet_id: Annotated[str | None, Query(description="only this wallet's payouts")] = None,
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
-    """The tenant's payouts, newest first, optionally by status, customer or wallet."""
+    """The tenant's payouts, newest first, optionally by status, customer or wallet (a
+    customer token's: its customer's only)."""
     state = app_state(request)
+    if principal.customer_id is not None:
+        if customer_id is not None and customer_id != principal.customer_id:
+            return json_response(Page[PayoutOut](data=[], has_more=False))
+        customer_id = principal.customer_id
     after = parse_id(starting_after, "payout") if starting_after else None
     wallet = parse_id(wallet_id, "wallet") if wallet_id else None
     async with state.db.read() as conn:
@@ -134,11 +146,15 @@ async def list_payouts(
 
 
 @router.get("/payouts/{payout_id}", **doc(PayoutOut, 200, 404, summary="Get a payout"))
-async def get_payout(request: Request, payout_id: str, principal: PayoutsRead) -> Response:
+async def get_payout(
+    request: Request, payout_id: str, principal: PayoutsReadOrCustomer
+) -> Response:
     """A payout with its fees, its status history and the statuses it may move to."""
     state = app_state(request)
     async with state.db.read() as conn:
         found = await lifecycle.get(conn, principal.tenant_id, parse_id(payout_id, "payout"))
+    if not principal.owns(found.customer_id):
+        raise lifecycle.not_found(payout_id)
     return json_response(found)
 
 
@@ -167,32 +183,22 @@ async def change_status(request: Request, payout_id: str) -> Response:
     state, principal = await _authorized(request)
     raw = await read_body(request)
     body = parse_json(raw, StatusChange)
-    now, payout = state.clock.now(), parse_id(payout_id, "payout")
-    done = await engine.change_status(
-        state.db,
-        request_key(request, principal.tenant_id, raw),
-        principal.tenant_id,
-        payout,
-        body.status,
-        body.reason,
-        now,
-        _key_ttl(request),
-        may_settle=SETTLE_SCOPE in principal.scopes,
+    key = request_key(request, principal.tenant_id, raw)
+    payout = parse_id(payout_id, "payout")
+    done = await actions.change_status(
+        state, principal, payout, body.status, body.reason, key, state.clock.now()
     )
-    if body.status == "PROCESSING" and done.payout is not None:  # moved now, not replayed
-        await rails.submit_moved(state.db, state.connectors, state.clock, done.payout)
+    if isinstance(done, actions.AwaitingSca):
+        shown = done.payout.model_dump()
+        return json_response(PayoutAwaitingSca(**{**shown, "action": "SCA", "sca": done.event}))
     return answer_response(done.answer)
 
 
 async def _authorized(request: Request) -> tuple[AppState, Principal]:
     """What FastAPI's dependencies did for a ``direct`` route, in their order: the router's
-    refusal of a query parameter (these routes take none), then the key and its
-    ``payouts:write``."""
+    refusal of a query parameter (these routes take none), then the key (or a customer token)
+    and its ``payouts:write``."""
     raise_unknown(request.query_params.keys(), frozenset())
     state = app_state(request)
     token = bearer_token(request.headers.get("authorization"))
-    return state, await authorize(state.authenticator, token, WRITE_SCOPE)
-
-
-def _key_ttl(request: Request) -> timedelta:
-    return timedelta(hours=app_state(request).settings.idempotency_ttl_hours)
+    return state, await authorize(state.authenticator, token, WRITE_SCOPE, customers=True)

@@ -340,6 +340,8 @@ async def list_payouts(
     starting_after: uuid.UUID | None,
     limit: int,
     wallet_id: uuid.UUID | None = None,
+    reference: str | None = None,
+    offset: int = 0,
 ) -> Page[PayoutOut]:
     # A filter names a wallet: one the tenant does not have is 404, as everywhere.
     if (
@@ -356,6 +358,8 @@ async def list_payouts(
         wallet_id=wallet_id,
         after=after,
         limit=limit + 1,
+        reference=reference,
+        offset=offset,
     )
     page, has_more = split_page(found, limit)
     return Page[PayoutOut](data=[shown(payout) for payout in page], has_more=has_more)

@@ -125,9 +125,14 @@ async def list_payouts(
     wallet_id: uuid.UUID | None,
     after: Payout | None,
     limit: int,
+    reference: str | None = None,
+    offset: int = 0,
 ) -> list[Payout]:
-    """The tenant's payouts, newest first, after ``after``; up to ``limit``."""
+    """The tenant's payouts, newest first, after ``after`` (or past the first ``offset``); up
+    to ``limit``."""
     statement = select(payouts).where(payouts.c.tenant_id == tenant_id)
+    if reference is not None:
+        statement = statement.where(payouts.c.reference == reference)
     if status is not None:
         statement = statement.where(payouts.c.status == status)
     if customer_id is not None:
@@ -140,7 +145,9 @@ async def list_payouts(
             | ((payouts.c.created_at == after.created_at) & (payouts.c.id < after.id))
         )
     rows = await conn.execute(
-        statement.order_by(payouts.c.created_at.desc(), payouts.c.id.desc()).limit(limit)
+        statement.order_by(payouts.c.created_at.desc(), payouts.c.id.desc())
+        .limit(limit)
+        .offset(offset or None)
     )
     return [_payout(row) for row in rows]
 

@@ -10,6 +10,7 @@ from kassa.instruments.schemas import InstrumentType
 from kassa.kit.fields import Currency, Description, Metadata, MinorUnits, Reference
 from kassa.kit.money import MAX_MINOR_UNITS
 from kassa.ledger.schemas import Timestamp
+from kassa.sca.schemas import ScaEventOut
 
 if TYPE_CHECKING:
     from kassa.payouts.repository import Payout
@@ -112,7 +113,9 @@ class PayoutOut(BaseModel):
     status: PayoutStatus
     status_reason: str | None
     next_status: list[PayoutStatus]
-    action: Literal["NONE"]
+    action: Literal["NONE", "SCA"] = Field(
+        description="what the customer must do first: SCA (see ``sca``) before it can move on"
+    )
     expires_at: Timestamp
     reference: str | None
     description: str | None
@@ -148,3 +151,11 @@ class PayoutOut(BaseModel):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+class PayoutAwaitingSca(PayoutOut):
+    """A move to PENDING that waits for Strong Customer Authentication: the payout unmoved,
+    with the SCA event to complete first."""
+
+    action: Literal["NONE", "SCA"] = "SCA"
+    sca: ScaEventOut

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Annotated
 
@@ -10,11 +11,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.auth.deps import WalletsRead, WalletsWrite, WithdrawalsWrite, authorize, require
+from kassa.auth.deps import (
+    WalletsReadOrCustomer,
+    WalletsWrite,
+    WithdrawalsWrite,
+    authorize,
+    require,
+)
 from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
 from kassa.idempotency.http import answer_response, respond, with_location
-from kassa.kit.errors import KassaError
+from kassa.kit.errors import KassaError, NotFound
 from kassa.kit.http import (
     JSON_MEDIA_TYPE,
     bearer_token,
@@ -31,7 +38,7 @@ from kassa.kit.openapi import doc
 from kassa.kit.pagination import DEFAULT_LIMIT, Limit, Page, StartingAfter
 from kassa.ledger.schemas import TransactionKind, TransactionOut
 from kassa.state import AppState, app_state
-from kassa.wallets import creation_queue, movements, service
+from kassa.wallets import creation_queue, lookup, movements, service
 from kassa.wallets.schemas import (
     DepositIn,
     FreezeIn,
@@ -88,15 +95,19 @@ async def create_wallet(request: Request) -> Response:
 @router.get("/wallets", **doc(Page[WalletOut], 200, 404, 422, summary="List wallets"))
 async def list_wallets(
     request: Request,
-    principal: WalletsRead,
+    principal: WalletsReadOrCustomer,
     customer_id: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
     currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
 ) -> Response:
     """The tenant's wallets, newest first, optionally of one customer or currency; 404 if
-    ``starting_after`` names no wallet."""
+    ``starting_after`` names no wallet. A customer token sees its customer's only."""
     state = app_state(request)
+    if principal.customer_id is not None:
+        if customer_id is not None and customer_id != principal.customer_id:
+            return json_response(Page[WalletOut](data=[], has_more=False))
+        customer_id = principal.customer_id
     after = parse_id(starting_after, "wallet") if starting_after else None
     async with state.db.read() as conn:
         page = await service.list_wallets(
@@ -112,13 +123,17 @@ async def list_wallets(
 
 
 @router.get("/wallets/{wallet_id}", **doc(WalletOut, 200, 404, summary="Get a wallet"))
-async def get_wallet(request: Request, wallet_id: str, principal: WalletsRead) -> Response:
+async def get_wallet(
+    request: Request, wallet_id: str, principal: WalletsReadOrCustomer
+) -> Response:
     """A wallet with its balances: posted, held, available, gift."""
     state = app_state(request)
     async with state.db.read() as conn:
         wallet = await service.get_wallet(
             conn, principal.tenant_id, parse_id(wallet_id, "wallet"), state.clock.now()
         )
+    if not principal.owns(wallet.customer_id):
+        raise NotFound(f"wallet {wallet_id} not found")
     return json_response(wallet)
 
 
@@ -310,7 +325,7 @@ async def close_wallet(
 async def list_transactions(
     request: Request,
     wallet_id: str,
-    principal: WalletsRead,
+    principal: WalletsReadOrCustomer,
     kind: TransactionKind | None = None,
     limit: Limit = DEFAULT_LIMIT,
     starting_after: StartingAfter = None,
@@ -318,6 +333,7 @@ async def list_transactions(
     """The wallet's transactions, newest first, optionally of one kind."""
     state = app_state(request)
     after = parse_id(starting_after, "transaction") if starting_after else None
+    await _owned_wallet(state, principal, parse_id(wallet_id, "wallet"))
     async with state.db.read() as conn:
         page = await service.list_transactions(
             conn,
@@ -334,12 +350,29 @@ async def list_transactions(
     "/transactions/{transaction_id}", **doc(TransactionOut, 200, 404, summary="Get a transaction")
 )
 async def get_transaction(
-    request: Request, transaction_id: str, principal: WalletsRead
+    request: Request, transaction_id: str, principal: WalletsReadOrCustomer
 ) -> Response:
-    """One transaction of any of the tenant's wallets."""
+    """One transaction of any of the tenant's wallets (a customer token: of its customer's)."""
     state = app_state(request)
     async with state.db.read() as conn:
         transaction = await service.get_transaction(
             conn, principal.tenant_id, parse_id(transaction_id, "transaction")
         )
+    if principal.customer_id is not None:
+        try:
+            if transaction.wallet_id is None:
+                raise NotFound()
+            await _owned_wallet(state, principal, transaction.wallet_id)
+        except NotFound:
+            raise NotFound(f"transaction {transaction_id} not found") from None
     return json_response(transaction)
+
+
+async def _owned_wallet(state: AppState, principal: Principal, wallet_id: uuid.UUID) -> None:
+    """404 for a customer token unless the wallet is its customer's (an API key: no check;
+    the read that follows is scoped by tenant)."""
+    if principal.customer_id is None:
+        return
+    found = await lookup.find(state.db, principal.tenant_id, wallet_id=wallet_id)
+    if found is None or not principal.owns(found.customer_id):
+        raise NotFound(f"wallet {wallet_id} not found")

@@ -1,0 +1,1 @@
+"""``/v1/customers/{customer_id}/tokens``: tokens that act for one customer."""
