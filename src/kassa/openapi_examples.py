@@ -45,6 +45,7 @@ _ENDPOINT: dict[str, Any] = {
     "description": "order service",
     "event_types": ["wallet.credited", "wallet.debited"],
     "enabled": True,
+    "format": "standard",
     "disabled_reason": None,
     "created_at": AT,
 }

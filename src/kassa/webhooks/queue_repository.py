@@ -48,6 +48,7 @@ class Details:
     url: str
     enabled: bool
     deleted_at: datetime | None
+    format: str
     secret: bytes
     previous_secret: bytes | None
     previous_secret_expires_at: datetime | None
@@ -125,6 +126,7 @@ async def details(conn: AsyncConnection, seqs: list[int]) -> list[Details]:
             webhook_endpoints.c.url,
             webhook_endpoints.c.enabled,
             webhook_endpoints.c.deleted_at,
+            webhook_endpoints.c.format,
             webhook_endpoints.c.secret,
             webhook_endpoints.c.previous_secret,
             webhook_endpoints.c.previous_secret_expires_at,

@@ -35,6 +35,7 @@ class Endpoint:
     event_types: list[str]
     enabled: bool
     disabled_reason: str | None
+    format: str
     secret: bytes
     previous_secret: bytes | None
     previous_secret_expires_at: datetime | None

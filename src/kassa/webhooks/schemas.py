@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 EVENT_TYPES = frozenset(get_args(EventType))
 ALL_EVENTS = "*"
+# What a Paysafe-format endpoint is sent: a withdrawal's status changes.
+PAYSAFE_EVENTS = frozenset(
+    {
+        "payout.created",
+        "payout.pending",
+        "payout.processing",
+        "payout.completed",
+        "payout.failed",
+        "payout.cancelled",
+    }
+)
 
 
 def _event_types(value: list[str]) -> list[str]:
@@ -55,6 +66,23 @@ class NewEndpoint(BaseModel):
     event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
     description: Description | None = None
     enabled: bool = True
+    format: Literal["standard", "paysafe"] = Field(
+        default="standard",
+        description="standard: Standard Webhooks (every event); paysafe: Paysafe's transaction"
+        " update for each payout status change, signed with `Signature`",
+    )
+
+    @model_validator(mode="after")
+    def _paysafe_sends_payouts(self) -> NewEndpoint:
+        if self.format == "paysafe":
+            if self.event_types == [ALL_EVENTS]:
+                self.event_types = sorted(PAYSAFE_EVENTS)
+            elif not set(self.event_types) <= PAYSAFE_EVENTS:
+                raise PydanticCustomError(
+                    "paysafe_event_types",
+                    "a paysafe endpoint takes payout status events only",
+                )
+        return self
 
 
 class EndpointChange(BaseModel):
@@ -90,6 +118,7 @@ class EndpointOut(BaseModel):
     description: str | None
     event_types: list[str]
     enabled: bool
+    format: Literal["standard", "paysafe"]
     disabled_reason: str | None = Field(description="why Kassa disabled it, e.g. a 410 answer")
     created_at: Timestamp
 
@@ -101,6 +130,7 @@ class EndpointOut(BaseModel):
             description=row.description,
             event_types=list(row.event_types),
             enabled=row.enabled,
+            format=row.format,
             disabled_reason=row.disabled_reason,
             created_at=row.created_at,
         )

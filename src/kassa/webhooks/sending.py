@@ -20,7 +20,7 @@ from kassa.events.schemas import EventOut
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError
 from kassa.kit.secretbox import SecretBox
-from kassa.webhooks import schedule, signing, urls
+from kassa.webhooks import paysafe_format, schedule, signing, urls
 from kassa.webhooks.queue_repository import Claim, Details
 
 EXCERPT_CHARS = 500
@@ -42,6 +42,7 @@ class Claimed:
     event_id: str
     problem: str | None = None  # why it cannot be sent at all (the attempt's error)
     fault: str | None = None  # the kind of error inside Kassa behind the problem, if any
+    format: str = "standard"  # the endpoint's: how the body is written and signed
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,16 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def ready(details: Details, claim: Claim, box: SecretBox, now: datetime) -> Claimed:
-    """The attempt to make; one whose secret does not open fails without being sent."""
+def ready(
+    details: Details,
+    claim: Claim,
+    box: SecretBox,
+    now: datetime,
+    instrument_types: dict[uuid.UUID, str] | None = None,
+) -> Claimed:
+    """The attempt to make; one whose secret does not open fails without being sent. A
+    Paysafe-format endpoint's body is Paysafe's transaction update (``instrument_types``: the
+    payout's instrument's type, which the event does not carry)."""
     secrets, problem = signing.signing_secrets(
         box, details.secret, details.previous_secret, details.previous_secret_expires_at, now
     )
@@ -80,10 +89,15 @@ def ready(details: Details, claim: Claim, box: SecretBox, now: datetime) -> Clai
         round_attempt=claim.attempts - claim.round_start,
         url=details.url,
         secrets=secrets,
-        body=event.model_dump_json().encode(),
+        body=(
+            paysafe_format.body(event, instrument_types or {})
+            if details.format == "paysafe"
+            else event.model_dump_json().encode()
+        ),
         event_id=str(details.event_id),
         problem=problem,
         fault=None if problem is None else "secrets: SecretKeyError",
+        format=details.format,
     )
 
 
@@ -136,7 +150,10 @@ async def send(
         urls.check_form(item.url, allowed_hosts)
     except KassaError as error:
         return outcome(None, error.detail[:200])
-    headers = signing.headers(item.event_id, item.body, item.secrets, started_at)
+    if item.format == "paysafe":
+        headers = paysafe_format.headers(item.body, item.secrets[0])
+    else:
+        headers = signing.headers(item.event_id, item.body, item.secrets, started_at)
     try:
         # One deadline for the whole attempt (a receiver that sends its answer a byte at a
         # time included), well inside the claim's lease.

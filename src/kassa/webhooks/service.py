@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kassa.kit.errors import NotFound
+from kassa.kit.errors import NotFound, ValidationFailed
 from kassa.kit.pagination import Page, split_page
 from kassa.kit.secretbox import SecretBox
 from kassa.webhooks import repository
@@ -15,6 +15,7 @@ from kassa.webhooks.errors import EndpointDisabled, NoWebhookEndpoint
 from kassa.webhooks.repository import Endpoint, EventRef
 from kassa.webhooks.schemas import (
     ALL_EVENTS,
+    PAYSAFE_EVENTS,
     AttemptOut,
     DeletedEndpoint,
     DeliveryList,
@@ -49,6 +50,7 @@ async def create_endpoint(
             "description": body.description,
             "event_types": body.event_types,
             "enabled": body.enabled,
+            "format": body.format,
             "secret": box.seal(secret.encode()),
             "created_at": now,
         },
@@ -92,7 +94,18 @@ async def change_endpoint(
     Kassa disabled it for; disabling cancels its pending deliveries (events from now on make
     none; ``redeliver`` sends again once it is enabled); event types it no longer takes cancel
     their pending deliveries too."""
-    await _endpoint(conn, tenant_id, endpoint_id)
+    endpoint = await _endpoint(conn, tenant_id, endpoint_id)
+    if endpoint.format == "paysafe" and change.event_types is not None:
+        if change.event_types == [ALL_EVENTS]:
+            change.event_types = sorted(PAYSAFE_EVENTS)
+        elif not set(change.event_types) <= PAYSAFE_EVENTS:
+            message = "a paysafe endpoint takes payout status events only"
+            raise ValidationFailed(
+                message,
+                errors=[
+                    {"field": "event_types", "code": "paysafe_event_types", "message": message}
+                ],
+            )
     values = change.model_dump(include=change.model_fields_set)
     if change.enabled is not None:
         values["disabled_reason"] = None

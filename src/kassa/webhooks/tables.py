@@ -30,6 +30,9 @@ webhook_endpoints = Table(
     # The event types to send: a JSON array of types, or ["*"] for all.
     Column("event_types", JsonObject, nullable=False),
     Column("enabled", Boolean, nullable=False),
+    # How deliveries are written and signed: "standard" (Standard Webhooks) or "paysafe"
+    # (Paysafe's transaction update, ``Signature: base64(HMAC-SHA256(secret, body))``).
+    Column("format", String(16), nullable=False, server_default=text("'standard'")),
     Column("disabled_reason", String(200), nullable=True),
     # The signing secret, encrypted with the operator's key (kassa.kit.secretbox).
     Column("secret", LargeBinary, nullable=False),

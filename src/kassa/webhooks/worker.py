@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import socket
+import uuid
 from datetime import datetime, timedelta
 from itertools import count
 
@@ -36,12 +37,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa import __version__
+from kassa.instruments import service as instruments
 from kassa.kit.clock import Clock
 from kassa.kit.db import Database
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError, ServiceUnavailable
 from kassa.kit.secretbox import SecretBox, SecretKeyError
-from kassa.webhooks import queue_repository, repository, schedule, sending, urls
+from kassa.webhooks import paysafe_format, queue_repository, repository, schedule, sending, urls
 from kassa.webhooks.queue_repository import Claim, Details, NewAttempt
 from kassa.webhooks.sending import INTERNAL_FAILURE, Claimed, Outcome
 
@@ -147,6 +149,7 @@ class Worker:
                 except Exception as one:  # noqa: BLE001 - this one fails its attempt
                     failed[claim.seq] = error_summary("load", one)
         found: dict[int, Details] = {details.seq: details for details in loaded}
+        types = await self._instrument_types(loaded)
         claimed: list[Claimed] = []
         canceled: list[Claim] = []
         for claim in claims:
@@ -158,13 +161,35 @@ class Worker:
                 canceled.append(claim)
             else:
                 try:
-                    claimed.append(sending.ready(details, claim, self.box, now))
+                    claimed.append(sending.ready(details, claim, self.box, now, types))
                 except Exception as error:  # noqa: BLE001 - this one fails its attempt
                     fault = error_summary("load", error)
                     claimed.append(sending.broken(claim, fault, details))
         if canceled:
             await self._cancel(canceled, now)
         return claimed
+
+    async def _instrument_types(self, loaded: list[Details]) -> dict[uuid.UUID, str]:
+        """The instruments' types a Paysafe-format body shows (its events do not carry them).
+        If they cannot be read, those attempts fail inside Kassa and are retried."""
+        wanted = [
+            (details.tenant_id, instrument)
+            for details in loaded
+            if details.format == "paysafe"
+            and (instrument := paysafe_format.instrument_of(details.data)) is not None
+        ]
+        types: dict[uuid.UUID, str] = {}
+        if not wanted:
+            return types
+        try:
+            async with self.db.read() as conn:
+                for tenant_id, instrument in wanted:
+                    types |= await instruments.types_of(conn, tenant_id, [instrument])
+        except ServiceUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - those attempts fail inside Kassa
+            self.log.warning("webhook_instruments_load_failed", error=error_summary("load", error))
+        return types
 
     async def _cancel(self, canceled: list[Claim], now: datetime) -> None:
         """Cancel deliveries to an endpoint disabled or deleted since they were made, giving
