@@ -13,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kassa import __version__, compat, docs_pages, openapi_doc, workers
 from kassa.auth.service import Authenticator
+from kassa.checkouts.endpoints import router as checkouts_router
+from kassa.checkouts.page import router as checkout_page_router
 from kassa.config import Settings
 from kassa.customers.endpoints import router as customers_router
 from kassa.events.endpoints import router as events_router
@@ -122,6 +124,8 @@ def create_app(
     app.include_router(payouts_router)
     app.include_router(customers_router)
     app.include_router(sca_router)
+    app.include_router(checkouts_router)
+    app.include_router(checkout_page_router)
     dialects = compat.routers(settings)
     for dialect in dialects:
         app.include_router(dialect)

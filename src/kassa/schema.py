@@ -1,6 +1,7 @@
 """Every table of Kassa on one ``MetaData``, for migrations and for ``kassa verify``."""
 
 from kassa.auth.tables import api_keys, customer_tokens, tenants
+from kassa.checkouts.tables import checkouts
 from kassa.events.tables import events
 from kassa.idempotency.tables import idempotency_keys
 from kassa.instruments.tables import payment_instruments
@@ -14,6 +15,7 @@ from kassa.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_
 __all__ = [
     "accounts",
     "api_keys",
+    "checkouts",
     "customer_tokens",
     "events",
     "holds",

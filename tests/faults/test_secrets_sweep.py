@@ -32,7 +32,8 @@ unchanged: caught on both backends (every key found as shown in the SQLite WAL a
 Customer tokens (``kct_…``, issued under an Idempotency-Key and replayed, used, one revoked and
 used again, and a guess with a real prefix) and a customer's TOTP secret (shown at enrolment,
 under an Idempotency-Key) are swept too: the token is kept only as its SHA-256, the TOTP secret
-sealed, and so are the idempotent answers that show them.
+sealed, and so are the idempotent answers that show them. So is a checkout session's secret
+(shown at creation, then in the page's URL, opened and posted to).
 """
 
 from __future__ import annotations
@@ -300,6 +301,25 @@ async def test_no_secret_the_api_showed_is_stored_or_logged(
         assert response.status_code == 201, response.text
         shown["a TOTP secret"] = response.json()["secret"]
         shown["a TOTP otpauth URI"] = response.json()["otpauth_uri"]
+
+        # A checkout session's secret: shown at creation (under an Idempotency-Key), used to
+        # open the page and post its form.
+        response = await api.post(
+            "/v1/checkouts",
+            json={
+                "customer_id": customer,
+                "type": "withdrawal",
+                "return_url": "https://example.com/back",
+            },
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert response.status_code == 201, response.text
+        shown["a checkout secret"] = response.json()["client_secret"]
+        async with httpx.AsyncClient(timeout=60) as browser:
+            page = await browser.get(response.json()["url"])
+            assert page.status_code == 200, page.text
+            posted = await browser.post(response.json()["url"], data={"action": "confirm"})
+            assert posted.status_code == 400, posted.text  # no CSRF token: refused
 
     places = await database_bytes(server.database_url)
     places["the server's log"] = server.log_path.read_bytes()

@@ -31,6 +31,7 @@ customer, instrument, payout".
 
 from __future__ import annotations
 
+import base64
 import copy
 import secrets
 import uuid
@@ -67,6 +68,9 @@ BANK_TRANSFER: dict[str, Any] = {
 ALIASES = {
     "user_id": "customer",  # Autional: the user is the wallet's customer
     "Id": "wallet",  # WalletAPI: the wallet's Guid
+    "customerId": "customer",  # Paysafe
+    "withdrawalId": "payout",  # Paysafe: a withdrawal is a payout
+    "brand": "brand",  # Paysafe's token endpoint: a brand name, taken as any label
 }
 KINDS = {
     "wallet",
@@ -77,10 +81,14 @@ KINDS = {
     "payout",
     "customer",
     "reference",
+    "token",
+    "checkout",
+    "sca_event",
+    "brand",
 }
 # Kinds that are labels in the caller's own namespace, not objects: B may have a customer "42"
 # and a reference "order-1" of its own, so B's request may succeed, exactly as with a new label.
-LABELS = {"customer", "reference"}
+LABELS = {"customer", "reference", "brand"}
 
 # A body that makes each operation succeed for the caller's own objects, where the schema's
 # required members alone would not (``{id}`` marks where an id goes; the sweep fills it).
@@ -100,6 +108,22 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/compat/salla/admin/v2/customers/wallets/deposit"): {"amount": 1},
     ("POST", "/compat/walletapi/api/v1/wallet/withdraw"): {"Amount": 1},
     ("POST", "/compat/autional/wallets/{user_id}/withdraw"): {"amount": "1.00"},
+    ("POST", "/v1/checkouts"): {"type": "withdrawal", "return_url": "https://example.com/back"},
+    ("POST", "/v1/customers/{customer_id}/sca/totp/activate"): {"code": "123456"},
+    ("POST", "/compat/paysafe/v2/customers/{customerId}/withdrawals"): {
+        "amount": 100,
+        "currencyCode": "EUR",
+        "paymentOption": "BANK_TRANSFER",
+        "paymentInstrumentReference": {
+            "id": "6f1d3a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
+            "instrumentType": "SEPA_BANK_ACCOUNT",
+        },
+        "deviceInfo": {"appType": "API"},
+    },
+    ("POST", "/compat/paysafe/v2/customers/{customerId}/withdrawals/{withdrawalId}/status"): {
+        "status": "PENDING"
+    },
+    ("POST", "/compat/paysafe/profile/withdrawals/{withdrawalId}/status"): {"status": "PENDING"},
 }
 
 # Members of an answer that differ between any two answers whatever the ids (a clock).
@@ -208,6 +232,7 @@ def random_objects() -> Objects:
     ids = {kind: str(uuid.uuid4()) for kind in KINDS}
     ids["customer"] = str(secrets.randbelow(10**12) + 10**11)
     ids["reference"] = f"ref-{uuid.uuid4().hex}"
+    ids["brand"] = f"brand-{uuid.uuid4().hex[:8]}"
     return Objects(ids)
 
 
@@ -277,6 +302,19 @@ async def send(
     headers = {"Authorization": f"Bearer {b.key}"}
     if op.path.startswith("/compat/walletapi"):
         headers = {"apikeypublic": b.key, "apiclientpublic": str(b.tenant_id)}
+    if op.path.startswith("/compat/paysafe/profile/"):
+        # The /profile routes act for a customer: a token of one of B's customers.
+        issued = await client.post(
+            "/v1/customers/b-customer/tokens", headers={"Authorization": f"Bearer {b.key}"}
+        )
+        assert issued.status_code == 201, issued.text
+        headers = {"Authorization": f"Bearer {issued.json()['token']}"}
+    if op.path.endswith("/token"):
+        basic = base64.b64encode(f"{b.tenant_id}:{b.key}".encode()).decode()
+        headers = {"Authorization": f"Basic {basic}"}
+        form = "grant_type=client_credentials"
+        content_type = {"Content-Type": "application/x-www-form-urlencoded"}
+        return await client.post(path, content=form, headers=headers | content_type)
     return await client.request(op.method, path, params=query, json=body, headers=headers)
 
 
@@ -318,6 +356,28 @@ async def make_objects(api: httpx.AsyncClient, funds: int) -> Objects:
     response = await api.get("/v1/events", params={"limit": 1})
     assert response.status_code == 200, response.text
     event = response.json()["data"][0]["id"]
+    response = await api.post(f"/v1/customers/{customer}/tokens")
+    assert response.status_code == 201, response.text
+    token = response.json()["id"]
+    response = await api.post(
+        "/v1/checkouts",
+        json={
+            "customer_id": customer,
+            "type": "withdrawal",
+            "return_url": "https://example.com/back",
+        },
+    )
+    assert response.status_code == 201, response.text
+    checkout = response.json()["id"]
+    # An SCA event: the payout's move to PENDING under an OUTSOURCED policy (then turned off).
+    policy = {"mode": "OUTSOURCED", "rules": [{"min_amount": 0}]}
+    response = await api.put("/v1/sca/policy", json=policy)
+    assert response.status_code == 200, response.text
+    response = await api.post(f"/v1/payouts/{payout}/status", json={"status": "PENDING"})
+    assert response.status_code == 200, response.text
+    sca_event = response.json()["sca"]["id"]
+    response = await api.delete("/v1/sca/policy")
+    assert response.status_code == 200, response.text
     return Objects(
         {
             "wallet": wallet["id"],
@@ -328,6 +388,10 @@ async def make_objects(api: httpx.AsyncClient, funds: int) -> Objects:
             "payout": payout,
             "endpoint": endpoint,
             "event": event,
+            "token": token,
+            "checkout": checkout,
+            "sca_event": sca_event,
+            "brand": "acme",
         }
     )
 
@@ -416,7 +480,12 @@ async def test_tenant_b_cannot_tell_tenant_a_objects_from_random_ids(
         ]
         assert not unmapped, f"id parameters the sweep cannot map to an object: {unmapped}"
         dialects = [op for op in swept if op.path.startswith("/compat/")]
-        assert {op.path.split("/")[2] for op in dialects} == {"salla", "walletapi", "autional"}
+        assert {op.path.split("/")[2] for op in dialects} == {
+            "salla",
+            "walletapi",
+            "autional",
+            "paysafe",
+        }
         assert len(swept) >= 25, [op.name for op in swept]
 
         a_objects = await make_objects(a_api, funds=50_000)

@@ -14,6 +14,8 @@ SCOPES: dict[str, str] = {
     "webhooks:manage": "create, list, delete webhook endpoints, roll their secrets, see and"
     " redo deliveries",
     "customers:tokens": "issue and revoke customer tokens (each scoped to one customer)",
+    "checkouts:read": "read checkout sessions (the hosted withdrawal page)",
+    "checkouts:write": "create and expire checkout sessions",
 }
 
 # What a customer token may carry: reading its customer's wallets, payouts and instruments,
@@ -27,6 +29,7 @@ ALL_SCOPES = frozenset(SCOPES)
 IMPLIED: dict[str, frozenset[str]] = {
     "wallets:write": frozenset({"withdrawals:write"}),
     "payouts:write": frozenset({"payouts:read"}),
+    "checkouts:write": frozenset({"checkouts:read"}),
 }
 
 

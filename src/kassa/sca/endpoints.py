@@ -162,18 +162,20 @@ async def remove_totp(
     return json_response(found)
 
 
-@router.get("/sca/events/{event_id}", **doc(ScaEventOut, 200, 404, summary="Get an SCA event"))
-async def get_event(request: Request, event_id: str, principal: PayoutsReadOrCustomer) -> Response:
+@router.get("/sca/events/{sca_event_id}", **doc(ScaEventOut, 200, 404, summary="Get an SCA event"))
+async def get_event(
+    request: Request, sca_event_id: str, principal: PayoutsReadOrCustomer
+) -> Response:
     """An SCA event: its status (EXPIRED once past ``expires_at`` unfinished) and attempts."""
     state = app_state(request)
     found = await service.get_event(
-        state.db, principal, parse_id(event_id, "SCA event"), state.clock.now()
+        state.db, principal, parse_id(sca_event_id, "SCA event"), state.clock.now()
     )
     return json_response(found)
 
 
 @router.post(
-    "/sca/events/{event_id}/attempts",
+    "/sca/events/{sca_event_id}/attempts",
     openapi_extra=body_schema(Attempt),
     **doc(
         ScaEventOut,
@@ -193,13 +195,15 @@ async def get_event(request: Request, event_id: str, principal: PayoutsReadOrCus
         summary="Attempt an SCA event",
     ),
 )
-async def attempt(request: Request, event_id: str, principal: PayoutsWriteOrCustomer) -> Response:
+async def attempt(
+    request: Request, sca_event_id: str, principal: PayoutsWriteOrCustomer
+) -> Response:
     """Complete the event: the customer's TOTP code (EMBEDDED) or the merchant's result
     (OUTSOURCED, API key only). After 3 wrong codes it fails. Once it is COMPLETED, move the
     payout to PENDING again: that move goes through."""
     body = parse_json(await read_body(request), Attempt)
     state = app_state(request)
     done = await service.attempt(
-        state.db, principal, parse_id(event_id, "SCA event"), body, state.box, state.clock.now()
+        state.db, principal, parse_id(sca_event_id, "SCA event"), body, state.box, state.clock.now()
     )
     return json_response(done)

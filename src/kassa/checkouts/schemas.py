@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kassa.kit.fields import Currency, MinorUnits, Text255
+from kassa.ledger.schemas import Timestamp
+
+Status = Literal["open", "completed", "cancelled", "expired"]
+
+
+class NewCheckout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: Text255
+    currency: Currency | None = Field(default=None, description="default: the tenant's")
+    type: Literal["withdrawal"]
+    max_amount: MinorUnits | None = Field(
+        default=None,
+        description="the most the customer may take out (and never more than the"
+        " wallet's available balance)",
+    )
+    fixed_amount: MinorUnits | None = Field(default=None, description="exactly this, locked")
+    return_url: str = Field(
+        min_length=1, max_length=2048, description="https URL the customer is sent back to"
+    )
+    experience: Literal["web", "webview"] = "web"
+    expires_in: int = Field(default=1_800, ge=60, le=86_400, description="seconds")
+    locale: str = Field(default="en", pattern=r"^[a-z]{2}(?:[-_][A-Z]{2})?$")
+
+    @model_validator(mode="after")
+    def _one_cap(self) -> NewCheckout:
+        if self.max_amount is not None and self.fixed_amount is not None:
+            raise ValueError("give max_amount or fixed_amount, not both")
+        return self
+
+
+class CheckoutOut(BaseModel):
+    id: uuid.UUID
+    customer_id: str
+    wallet_id: uuid.UUID
+    currency: str
+    type: Literal["withdrawal"] = "withdrawal"
+    max_amount: int | None
+    fixed_amount: int | None
+    return_url: str
+    experience: str
+    locale: str
+    status: Status
+    payout_id: uuid.UUID | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    completed_at: Timestamp | None
+
+
+class IssuedCheckout(CheckoutOut):
+    url: str = Field(description="the hosted page: send the customer there")
+    client_secret: str = Field(description="the page's secret (in its url), shown this once")
+
+
+class CheckoutList(BaseModel):
+    data: list[CheckoutOut]

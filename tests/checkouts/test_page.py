@@ -1,0 +1,168 @@
+"""The hosted withdrawal page in a real headless Chromium against the real server.
+
+Mutation tried (on a copy of ``src`` run with ``PYTHONPATH``): the page's payout made without
+its session reference (``reference=None``) and the step keys of each submit made unique: caught
+by ``test_a_replayed_form_post_moves_money_once`` (two payouts).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from playwright.async_api import Browser, Page
+
+from tests.checkouts.conftest import Merchant, Shop
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+async def _open(browser: Browser, url: str, *, javascript: bool = True, width: int = 1024) -> Page:
+    context = await browser.new_context(
+        java_script_enabled=javascript, viewport={"width": width, "height": 800}
+    )
+    page = await context.new_page()
+    response = await page.goto(url)
+    assert response is not None
+    return page
+
+
+async def test_the_customer_withdraws_and_lands_back_at_the_shop(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    checkout = await shop.checkout(merchant_site.url, max_amount=5_000)
+    page = await _open(browser, checkout["url"])
+    assert await page.locator("#limit").inner_text() == "€50.00"
+    await page.fill("#amount", "12.5")
+    await page.check("input[name=method]")
+    # The fee (0.50 + 1 % of 12.50, rounded half up: 0.63) and the total, live.
+    assert await page.locator("#fee").inner_text() == "0.63 EUR"
+    assert await page.locator("#total").inner_text() == "13.13 EUR"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "checkout-desktop.png"), full_page=True)
+    await page.click("button[value=confirm]")
+    await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
+    back = _query(page.url)
+    assert back["status"] == ["completed"]
+    assert back["checkout_id"] == [checkout["id"]]
+    shown = (await shop.api.get(f"/v1/checkouts/{checkout['id']}")).json()
+    assert shown["status"] == "completed"
+    payout = (await shop.api.get(f"/v1/payouts/{shown['payout_id']}")).json()
+    assert (payout["status"], payout["amount"], payout["fee_total"]) == ("PROCESSING", 1_250, 63)
+    assert payout["reference"] == f"checkout-{checkout['id']}"
+    assert await shop.held() == 1_313
+    # The link is single-use: opened again it says so, and moves nothing.
+    again = await _open(browser, checkout["url"])
+    assert "confirmed already" in await again.locator("main").inner_text()
+    await page.context.close()
+    await again.context.close()
+
+
+async def test_the_whole_flow_without_javascript(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    checkout = await shop.checkout(merchant_site.url)
+    page = await _open(browser, checkout["url"], javascript=False)
+    await page.fill("#amount", "20")
+    await page.check("input[name=method]")
+    await page.click("button[value=confirm]")
+    await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
+    assert _query(page.url)["status"] == ["completed"]
+    assert await shop.held() == 2_000 + 70
+    await page.context.close()
+
+
+async def test_over_the_limit_is_an_inline_error_and_moves_nothing(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    checkout = await shop.checkout(merchant_site.url, max_amount=5_000)
+    page = await _open(browser, checkout["url"], width=360)
+    # At 360 px the page needs no horizontal scrolling.
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.fill("#amount", "60")
+    await page.check("input[name=method]")
+    await page.click("button[value=confirm]")
+    error = page.locator("#amount-error")
+    assert "up to €50.00" in await error.inner_text()
+    assert await page.locator("#amount").get_attribute("aria-invalid") == "true"
+    await page.screenshot(path=str(SCREENSHOTS / "checkout-error-360.png"), full_page=True)
+    # Too many decimals is refused, never rounded.
+    await page.fill("#amount", "1.005")
+    await page.click("button[value=confirm]")
+    assert "at most 2 decimal places" in await page.locator("#amount-error").inner_text()
+    assert await shop.held() == 0
+    await page.context.close()
+
+
+async def test_a_fixed_amount_session_locks_the_amount(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    checkout = await shop.checkout(merchant_site.url, fixed_amount=1_000)
+    page = await _open(browser, checkout["url"], width=360)
+    assert await page.locator("#amount").count() == 0
+    assert await page.locator("#fixed-amount").inner_text() == "€10.00"
+    await page.screenshot(path=str(SCREENSHOTS / "checkout-fixed-360.png"), full_page=True)
+    await page.check("input[name=method]")
+    await page.click("button[value=confirm]")
+    await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
+    assert await shop.held() == 1_000 + 60
+    await page.context.close()
+
+
+async def test_cancel_expired_and_wrong_links(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    checkout = await shop.checkout(merchant_site.url)
+    page = await _open(browser, checkout["url"])
+    await page.click("button[value=cancel]")
+    await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
+    assert _query(page.url)["status"] == ["cancelled"]
+    # Expired by the merchant: the page says so.
+    other = await shop.checkout(merchant_site.url)
+    expired = await shop.api.post(f"/v1/checkouts/{other['id']}/expire")
+    assert expired.json()["status"] == "expired"
+    async with httpx.AsyncClient(timeout=30) as client:
+        closed = await client.get(other["url"])
+        assert closed.status_code == 410
+        assert "expired" in closed.text
+        # A wrong secret, and an id that names nothing, answer the very same page.
+        wrong = await client.get(other["url"][:-4] + "AAAA")
+        nothing = await client.get(
+            f"{shop.server.url}/checkout/00000000-0000-4000-8000-000000000000/cs_x"
+        )
+    assert wrong.status_code == nothing.status_code == 404
+    assert wrong.text == nothing.text
+    assert other["id"] not in wrong.text
+    for name, value in closed.headers.items():
+        if name.lower() == "content-security-policy":
+            assert "default-src 'none'" in value
+            assert "frame-ancestors 'none'" in value
+    assert closed.headers["referrer-policy"] == "no-referrer"
+    await page.context.close()
+
+
+async def test_a_replayed_form_post_moves_money_once(shop: Shop, merchant_site: Merchant) -> None:
+    checkout = await shop.checkout(merchant_site.url)
+    async with httpx.AsyncClient(timeout=30) as client:
+        form = await client.get(checkout["url"])
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+        method = re.search(r'name="method" value="([^"]+)"', form.text)
+        assert csrf is not None
+        assert method is not None
+        body = {"csrf": csrf[1], "amount": "15", "method": method[1], "action": "confirm"}
+        first = await client.post(checkout["url"], data=body)
+        second = await client.post(checkout["url"], data=body)
+        forged = await client.post(checkout["url"], data={**body, "csrf": "0" * 64})
+    assert first.status_code == 303, first.text
+    assert _query(first.headers["location"])["status"] == ["completed"]
+    assert second.status_code == 410  # used: it says so and moves nothing
+    assert forged.status_code in (400, 410)
+    payouts = (await shop.api.get("/v1/payouts", params={"wallet_id": shop.wallet["id"]})).json()
+    assert len(payouts["data"]) == 1
+    assert await shop.held() == 1_500 + 65
