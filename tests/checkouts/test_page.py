@@ -8,10 +8,12 @@ by ``test_a_replayed_form_post_moves_money_once`` (two payouts).
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 from playwright.async_api import Browser, Page
 
 from tests.checkouts.conftest import Merchant, Shop
@@ -166,3 +168,39 @@ async def test_a_replayed_form_post_moves_money_once(shop: Shop, merchant_site: 
     payouts = (await shop.api.get("/v1/payouts", params={"wallet_id": shop.wallet["id"]})).json()
     assert len(payouts["data"]) == 1
     assert await shop.held() == 1_500 + 65
+
+
+async def test_sca_on_the_page(shop: Shop, browser: Browser, merchant_site: Merchant) -> None:
+    """The tenant's policy asks for SCA: the page asks for the authenticator's code, a wrong
+    one is an error that moves nothing, the right one (made from the enrolled secret) goes
+    through."""
+    customer = shop.wallet["customer_id"]
+    policy = {"mode": "EMBEDDED", "rules": [{"min_amount": 0}]}
+    assert (await shop.api.put("/v1/sca/policy", json=policy)).status_code == 200
+    enrolled = await shop.api.post(f"/v1/customers/{customer}/sca/totp")
+    totp = pyotp.TOTP(enrolled.json()["secret"])
+    activated = await shop.api.post(
+        f"/v1/customers/{customer}/sca/totp/activate", json={"code": totp.now()}
+    )
+    assert activated.status_code == 200, activated.text
+    checkout = await shop.checkout(merchant_site.url)
+    page = await _open(browser, checkout["url"])
+    await page.fill("#amount", "10")
+    await page.check("input[name=method]")
+    await page.click("button[value=confirm]")
+    await page.wait_for_load_state()
+    assert await page.locator("#code").count() == 1, await page.content()
+    assert "authenticator" in await page.locator("#errors").inner_text()
+    assert await shop.held() == 0
+    wrong = f"{(int(totp.at(time.time() + 30)) + 1) % 1_000_000:06d}"
+    await page.fill("#code", wrong)
+    await page.click("button[value=confirm]")
+    await page.wait_for_selector("#code")
+    assert "wrong" in (await page.locator("#errors").inner_text()).lower()
+    assert await shop.held() == 0
+    await page.fill("#code", totp.at(time.time() + 30))
+    await page.click("button[value=confirm]")
+    await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
+    assert _query(page.url)["status"] == ["completed"]
+    assert await shop.held() == 1_000 + 60
+    await page.context.close()

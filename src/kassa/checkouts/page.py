@@ -38,6 +38,7 @@ from kassa.kit.money import currency_exponent, major_to_minor, minor_to_major
 from kassa.payouts import actions, options
 from kassa.payouts.schemas import FeeRule, NewPayout, PayoutOut
 from kassa.sca import service as sca
+from kassa.sca.errors import ScaCodeInvalid
 from kassa.sca.schemas import Attempt
 from kassa.state import AppState, app_state
 from kassa.wallets import service as wallets
@@ -346,7 +347,21 @@ async def _confirm(
             )
         except (KassaError, ValueError) as error:
             message = error.detail if isinstance(error, KassaError) else "Enter the 6-digit code."
-            return await _form(state, row, secret, 422, error=message, amount=typed, chosen=chosen)
+            # A wrong code may be tried again on the same event (3 in all); a failed or expired
+            # event is replaced by a new one when the customer confirms again.
+            retry = None
+            if isinstance(error, ScaCodeInvalid) or not isinstance(error, KassaError):
+                retry = uuid.UUID(form["sca_event"]) if _is_uuid(form["sca_event"]) else None
+            return await _form(
+                state,
+                row,
+                secret,
+                422,
+                error=message,
+                amount=typed,
+                chosen=chosen,
+                sca_event=retry,
+            )
     for target in ("PENDING", "PROCESSING"):
         moved = await actions.change_status(
             state,
@@ -373,6 +388,14 @@ async def _confirm(
     async with state.db.write() as conn:
         await repository.finish(conn, row.id, "completed", now, payout.id)
     return RedirectResponse(_back(row, "completed"), 303, headers=_headers(row.return_url))
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _key(row: Row[Any], step: str, fingerprint: bytes) -> idempotency.Key | None:
