@@ -59,6 +59,12 @@ async def test_the_customer_withdraws_and_lands_back_at_the_shop(
     assert (payout["status"], payout["amount"], payout["fee_total"]) == ("PROCESSING", 1_250, 63)
     assert payout["reference"] == f"checkout-{checkout['id']}"
     assert await shop.held() == 1_313
+    # The session's events, in the outbox with the payout's id.
+    for kind in ("checkout.created", "checkout.completed"):
+        found = (await shop.api.get("/v1/events", params={"type": kind})).json()["data"]
+        assert [event["data"]["id"] for event in found] == [checkout["id"]], kind
+    completed = (await shop.api.get("/v1/events", params={"type": "checkout.completed"})).json()
+    assert completed["data"][0]["data"]["payout_id"] == shown["payout_id"]
     # The link is single-use: opened again it says so, and moves nothing.
     again = await _open(browser, checkout["url"])
     assert "confirmed already" in await again.locator("main").inner_text()

@@ -253,7 +253,7 @@ async def submit(request: Request, checkout_id: str, secret: str) -> Response:
     now = state.clock.now()
     if form.get("action") == "cancel":
         async with state.db.write() as conn:
-            await repository.finish(conn, row.id, "cancelled", now)
+            await service.finish(conn, row.tenant_id, row.id, "cancelled", now)
         async with state.db.read() as conn:
             row = await repository.get_checkout(conn, None, row.id) or row
         return RedirectResponse(_back(row, row.status), 303, headers=_headers(row.return_url))
@@ -386,7 +386,7 @@ async def _confirm(
         if moved.answer.status >= 400 and not _already(moved.answer):
             return await _refused(state, row, secret, moved.answer, typed, chosen)
     async with state.db.write() as conn:
-        await repository.finish(conn, row.id, "completed", now, payout.id)
+        await service.finish(conn, row.tenant_id, row.id, "completed", now, payout.id)
     return RedirectResponse(_back(row, "completed"), 303, headers=_headers(row.return_url))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.checkouts import repository
 from kassa.checkouts.schemas import CheckoutOut, IssuedCheckout, NewCheckout
+from kassa.events import service as events
 from kassa.kit.db import Database
 from kassa.kit.errors import KassaError, NotFound, ValidationFailed
 from kassa.kit.ids import new_id
@@ -110,6 +111,7 @@ async def create(
     await repository.insert_checkout(conn, values)
     found = await repository.get_checkout(conn, tenant_id, checkout_id)
     assert found is not None
+    await events.record(conn, tenant_id, "checkout.created", shown(found, now), now)
     url = f"{base_url}/checkout/{checkout_id}/{secret}"
     return IssuedCheckout(**shown(found, now).model_dump(), url=url, client_secret=secret)
 
@@ -127,9 +129,27 @@ async def expire(
     conn: AsyncConnection, tenant_id: uuid.UUID, checkout_id: uuid.UUID, now: datetime
 ) -> CheckoutOut:
     found = await get(conn, tenant_id, checkout_id, now)
-    if found.status != "open" or not await repository.finish(conn, checkout_id, "expired", now):
+    if found.status != "open" or not await finish(conn, tenant_id, checkout_id, "expired", now):
         raise CheckoutClosed(f"checkout {checkout_id} is {found.status}")
     return await get(conn, tenant_id, checkout_id, now)
+
+
+async def finish(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    checkout_id: uuid.UUID,
+    status: str,
+    now: datetime,
+    payout_id: uuid.UUID | None = None,
+) -> bool:
+    """Close an open session, with its event (``checkout.<status>``, carrying the payout id)
+    in the same unit of work; False if it was not open."""
+    if not await repository.finish(conn, checkout_id, status, now, payout_id):
+        return False
+    found = await repository.get_checkout(conn, tenant_id, checkout_id)
+    assert found is not None
+    await events.record(conn, tenant_id, f"checkout.{status}", shown(found, now), now)
+    return True
 
 
 async def by_secret(conn: AsyncConnection, checkout_id: str, secret: str) -> Row[Any] | None:

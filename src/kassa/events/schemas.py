@@ -26,6 +26,10 @@ EventType = Literal[
     "payout.sca_required",
     "payout.sca_completed",
     "payout.sca_failed",
+    "checkout.created",
+    "checkout.completed",
+    "checkout.cancelled",
+    "checkout.expired",
 ]
 
 
