@@ -31,7 +31,7 @@ class Settings:
     # How long a payout's PREVIEW may be moved on.
     payout_preview_minutes: float = 15.0
     # The dialects (facades of other withdrawal APIs) to serve under /compat/<name>.
-    dialects: frozenset[str] = frozenset({"salla", "walletapi", "autional", "paysafe"})
+    dialects: frozenset[str] = frozenset({"salla", "walletapi", "autional", "paysafe", "soap"})
     # When set, /metrics answers only requests bearing this token.
     metrics_token: str | None = None
     # One log line per request (`kassa serve --access-log` sets it for its workers).
@@ -62,7 +62,9 @@ class Settings:
             access_log=env.get("KASSA_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on"),
             dialects=frozenset(
                 name.strip().lower()
-                for name in env.get("KASSA_DIALECTS", "salla,walletapi,autional,paysafe").split(",")
+                for name in env.get(
+                    "KASSA_DIALECTS", "salla,walletapi,autional,paysafe,soap"
+                ).split(",")
                 if name.strip()
             ),
         )

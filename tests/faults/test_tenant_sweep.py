@@ -124,6 +124,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "status": "PENDING"
     },
     ("POST", "/compat/paysafe/profile/withdrawals/{withdrawalId}/status"): {"status": "PENDING"},
+    ("POST", "/compat/soap/api/v1/checkouts"): {
+        "type": "withdrawal",
+        "balance_amount_cents": 100,
+        "return_url": "https://example.com/back",
+    },
 }
 
 # Members of an answer that differ between any two answers whatever the ids (a clock).
@@ -485,6 +490,7 @@ async def test_tenant_b_cannot_tell_tenant_a_objects_from_random_ids(
             "walletapi",
             "autional",
             "paysafe",
+            "soap",
         }
         assert len(swept) >= 25, [op.name for op in swept]
 

@@ -14,7 +14,7 @@ from kassa.config import Settings
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-KNOWN = ("salla", "walletapi", "autional", "paysafe")
+KNOWN = ("salla", "walletapi", "autional", "paysafe", "soap")
 
 
 def check_names(settings: Settings) -> None:
@@ -37,6 +37,7 @@ def routers(settings: Settings) -> list[APIRouter]:
     from kassa.compat.paysafe import documents as paysafe_documents
     from kassa.compat.paysafe import endpoints as paysafe
     from kassa.compat.salla import endpoints as salla
+    from kassa.compat.soap import endpoints as soap
     from kassa.compat.walletapi import endpoints as walletapi
     from kassa.kit.clock import SystemClock
 
@@ -45,6 +46,7 @@ def routers(settings: Settings) -> list[APIRouter]:
         "walletapi": (walletapi.router, walletapi.BASE, walletapi.render_error),
         "autional": (autional.router, autional.BASE, autional.error_renderer(SystemClock())),
         "paysafe": (paysafe.router, paysafe.BASE, paysafe_documents.render_error),
+        "soap": (soap.router, soap.BASE, soap.render_error),
     }
     check_names(settings)
     served = []
