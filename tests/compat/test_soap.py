@@ -1,14 +1,24 @@
 """The Soap dialect's checkout: the seed's example request, sent unchanged (its facts kept in
-``data/soap.json``), gets a session whose page works; deposits are refused clearly."""
+``data/soap.json``), gets a session whose page works; deposits are refused clearly; a
+Soap-format webhook endpoint receives ``checkout.succeeded``."""
 
 from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import time
+from pathlib import Path
 
 import httpx
 
 from kassa.kit.db import Database
 from tests.compat.conftest import seed_facts
-from tests.helpers import KassaServer, create_wallet, deposit, make_tenant
+from tests.helpers import KassaServer, create_wallet, deposit, make_tenant, start_server
 from tests.payouts.conftest import add_instrument, set_options
+from tests.webhooks.receiver import running_receiver
 
 FACTS = seed_facts("soap")
 OPTION = {
@@ -61,3 +71,69 @@ async def test_the_seed_request_gets_a_working_page(server: KassaServer, db: Dat
         )
         assert unknown.status_code == 401
         assert "error" in unknown.json()
+
+
+async def test_a_soap_format_endpoint_gets_checkout_succeeded(
+    backend: str, fresh_database_url: str, tmp_path: Path, db: Database
+) -> None:
+    """A real receiver verifies ``SOAP-WEBHOOK-SIGNATURE`` as Soap's receivers do: HMAC-SHA256
+    of ``"<t>.<raw body>"`` under the secret, hex, with ``t`` close to now."""
+    database = Database(fresh_database_url)
+    await database.open()
+    try:
+        tenant = await make_tenant(database, "USD")
+    finally:
+        await database.close()
+    mode = "auto" if backend == "sqlite" else "on"
+    example = FACTS["request"]["example"]
+    with (
+        running_receiver() as receiver,
+        start_server(fresh_database_url, tmp_path, workers=1, KASSA_WORKER=mode) as running,
+    ):
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=60
+        ) as api:
+            hook = await api.post(
+                "/v1/webhook-endpoints", json={"url": receiver.url, "format": "soap"}
+            )
+            assert hook.status_code == 201, hook.text
+            assert sorted(hook.json()["event_types"]) == ["checkout.completed", "checkout.expired"]
+            secret = hook.json()["secret"]
+            await set_options(api, OPTION)
+            wallet = await create_wallet(api, "USD", customer_id=example["customer_id"])
+            await deposit(api, wallet["id"], 50_000)
+            await add_instrument(api, example["customer_id"])
+            made = await api.post(
+                "/compat/soap" + FACTS["path"], json=example, headers={"Authorization": tenant.key}
+            )
+            assert made.status_code == 200, made.text
+            url = made.json()["url"]
+            page = await api.get(url)
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            method = re.search(r'name="method" value="([^"]+)"', page.text)
+            assert csrf is not None
+            assert method is not None
+            form = {"csrf": csrf[1], "amount": "25", "method": method[1], "action": "confirm"}
+            done = await api.post(url, data=form)
+            assert done.status_code == 303, done.text
+            assert await asyncio.to_thread(receiver.wait_for, 1, 60), running.log_path.read_text()
+    (request,) = receiver.received
+    header = request.headers["soap-webhook-signature"]
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    expected = hmac.new(
+        secret.encode(), parts["t"].encode() + b"." + request.body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(parts["v1"], expected)
+    assert abs(time.time() - int(parts["t"])) < 300
+    event = json.loads(request.body)
+    assert event["type"] == "checkout.succeeded"
+    assert event["data"]["id"] == made.json()["id"]
+    assert event["data"]["type"] == "withdrawal"
+    assert event["data"]["customer"] == {"id": example["customer_id"]}
+    charge = event["data"]["charge"]
+    assert (charge["status"], charge["amount_cents"], charge["transaction_type"]) == (
+        "succeeded",
+        2_500,
+        "debit",
+    )
+    assert event["data"]["line_items"] == []

@@ -386,7 +386,9 @@ async def _confirm(
         if moved.answer.status >= 400 and not _already(moved.answer):
             return await _refused(state, row, secret, moved.answer, typed, chosen)
     async with state.db.write() as conn:
-        await service.finish(conn, row.tenant_id, row.id, "completed", now, payout.id)
+        await service.finish(
+            conn, row.tenant_id, row.id, "completed", now, payout.id, payout.amount
+        )
     return RedirectResponse(_back(row, "completed"), 303, headers=_headers(row.return_url))
 
 

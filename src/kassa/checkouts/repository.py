@@ -49,11 +49,13 @@ async def finish(
     status: str,
     now: datetime,
     payout_id: uuid.UUID | None = None,
+    amount: int | None = None,
 ) -> bool:
     """Close an open session (completed, cancelled or expired); False if it was not open."""
     values: dict[str, Any] = {"status": status, "completed_at": now}
     if payout_id is not None:
         values["payout_id"] = payout_id
+        values["amount"] = amount
     result = await conn.execute(
         update(checkouts)
         .where(checkouts.c.id == checkout_id, checkouts.c.status == "open")

@@ -50,6 +50,7 @@ class CheckoutOut(BaseModel):
     locale: str
     status: Status
     payout_id: uuid.UUID | None
+    amount: int | None = Field(description="what the customer took out, once completed")
     created_at: Timestamp
     expires_at: Timestamp
     completed_at: Timestamp | None

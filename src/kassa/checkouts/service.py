@@ -58,6 +58,7 @@ def shown(row: Row[Any], now: datetime) -> CheckoutOut:
         locale=row.locale,
         status=status,
         payout_id=row.payout_id,
+        amount=row.amount,
         created_at=row.created_at,
         expires_at=row.expires_at,
         completed_at=row.completed_at,
@@ -141,10 +142,11 @@ async def finish(
     status: str,
     now: datetime,
     payout_id: uuid.UUID | None = None,
+    amount: int | None = None,
 ) -> bool:
     """Close an open session, with its event (``checkout.<status>``, carrying the payout id)
     in the same unit of work; False if it was not open."""
-    if not await repository.finish(conn, checkout_id, status, now, payout_id):
+    if not await repository.finish(conn, checkout_id, status, now, payout_id, amount):
         return False
     found = await repository.get_checkout(conn, tenant_id, checkout_id)
     assert found is not None

@@ -19,6 +19,7 @@ checkouts = Table(
     # SHA-256 of the client secret (``cs_…``): the page's capability, never stored in clear.
     Column("secret_hash", String(64), nullable=False),
     Column("payout_id", Uuid, nullable=True),
+    Column("amount", BigInteger, nullable=True),  # what the customer took out, once completed
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 EVENT_TYPES = frozenset(get_args(EventType))
 ALL_EVENTS = "*"
+# What a Soap-format endpoint is sent: a checkout's outcome.
+SOAP_EVENTS = frozenset({"checkout.completed", "checkout.expired"})
 # What a Paysafe-format endpoint is sent: a withdrawal's status changes.
 PAYSAFE_EVENTS = frozenset(
     {
@@ -34,6 +36,7 @@ PAYSAFE_EVENTS = frozenset(
         "payout.cancelled",
     }
 )
+FORMAT_EVENTS = {"paysafe": PAYSAFE_EVENTS, "soap": SOAP_EVENTS}
 
 
 def _event_types(value: list[str]) -> list[str]:
@@ -66,21 +69,24 @@ class NewEndpoint(BaseModel):
     event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
     description: Description | None = None
     enabled: bool = True
-    format: Literal["standard", "paysafe"] = Field(
+    format: Literal["standard", "paysafe", "soap"] = Field(
         default="standard",
         description="standard: Standard Webhooks (every event); paysafe: Paysafe's transaction"
-        " update for each payout status change, signed with `Signature`",
+        " update for each payout status change, signed with `Signature`; soap: Soap's checkout"
+        " webhooks, signed with `SOAP-WEBHOOK-SIGNATURE`",
     )
 
     @model_validator(mode="after")
-    def _paysafe_sends_payouts(self) -> NewEndpoint:
-        if self.format == "paysafe":
+    def _formats_send_their_events(self) -> NewEndpoint:
+        allowed = FORMAT_EVENTS.get(self.format)
+        if allowed is not None:
             if self.event_types == [ALL_EVENTS]:
-                self.event_types = sorted(PAYSAFE_EVENTS)
-            elif not set(self.event_types) <= PAYSAFE_EVENTS:
+                self.event_types = sorted(allowed)
+            elif not set(self.event_types) <= allowed:
                 raise PydanticCustomError(
-                    "paysafe_event_types",
-                    "a paysafe endpoint takes payout status events only",
+                    "format_event_types",
+                    "a {format} endpoint takes only {allowed}",
+                    {"format": self.format, "allowed": ", ".join(sorted(allowed))},
                 )
         return self
 
@@ -118,7 +124,7 @@ class EndpointOut(BaseModel):
     description: str | None
     event_types: list[str]
     enabled: bool
-    format: Literal["standard", "paysafe"]
+    format: Literal["standard", "paysafe", "soap"]
     disabled_reason: str | None = Field(description="why Kassa disabled it, e.g. a 410 answer")
     created_at: Timestamp
 

@@ -20,7 +20,7 @@ from kassa.events.schemas import EventOut
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError
 from kassa.kit.secretbox import SecretBox
-from kassa.webhooks import paysafe_format, schedule, signing, urls
+from kassa.webhooks import paysafe_format, schedule, signing, soap_format, urls
 from kassa.webhooks.queue_repository import Claim, Details
 
 EXCERPT_CHARS = 500
@@ -89,16 +89,20 @@ def ready(
         round_attempt=claim.attempts - claim.round_start,
         url=details.url,
         secrets=secrets,
-        body=(
-            paysafe_format.body(event, instrument_types or {})
-            if details.format == "paysafe"
-            else event.model_dump_json().encode()
-        ),
+        body=_body(details.format, event, instrument_types or {}),
         event_id=str(details.event_id),
         problem=problem,
         fault=None if problem is None else "secrets: SecretKeyError",
         format=details.format,
     )
+
+
+def _body(format_: str, event: EventOut, instrument_types: dict[uuid.UUID, str]) -> bytes:
+    if format_ == "paysafe":
+        return paysafe_format.body(event, instrument_types)
+    if format_ == "soap":
+        return soap_format.body(event)
+    return event.model_dump_json().encode()
 
 
 def broken(claim: Claim, fault: str, details: Details | None = None) -> Claimed:
@@ -152,6 +156,8 @@ async def send(
         return outcome(None, error.detail[:200])
     if item.format == "paysafe":
         headers = paysafe_format.headers(item.body, item.secrets[0])
+    elif item.format == "soap":
+        headers = soap_format.headers(item.body, item.secrets[0], started_at)
     else:
         headers = signing.headers(item.event_id, item.body, item.secrets, started_at)
     try:

@@ -15,7 +15,7 @@ from kassa.webhooks.errors import EndpointDisabled, NoWebhookEndpoint
 from kassa.webhooks.repository import Endpoint, EventRef
 from kassa.webhooks.schemas import (
     ALL_EVENTS,
-    PAYSAFE_EVENTS,
+    FORMAT_EVENTS,
     AttemptOut,
     DeletedEndpoint,
     DeliveryList,
@@ -95,11 +95,12 @@ async def change_endpoint(
     none; ``redeliver`` sends again once it is enabled); event types it no longer takes cancel
     their pending deliveries too."""
     endpoint = await _endpoint(conn, tenant_id, endpoint_id)
-    if endpoint.format == "paysafe" and change.event_types is not None:
+    allowed = FORMAT_EVENTS.get(endpoint.format)
+    if allowed is not None and change.event_types is not None:
         if change.event_types == [ALL_EVENTS]:
-            change.event_types = sorted(PAYSAFE_EVENTS)
-        elif not set(change.event_types) <= PAYSAFE_EVENTS:
-            message = "a paysafe endpoint takes payout status events only"
+            change.event_types = sorted(allowed)
+        elif not set(change.event_types) <= allowed:
+            message = f"a {endpoint.format} endpoint takes only {', '.join(sorted(allowed))}"
             raise ValidationFailed(
                 message,
                 errors=[

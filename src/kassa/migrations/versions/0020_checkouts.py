@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("secret_hash", sa.String(64), nullable=False),
         sa.Column("payout_id", sa.Uuid(), nullable=True),
+        sa.Column("amount", sa.BigInteger(), nullable=True),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("expires_at", UtcDateTime(), nullable=False),
         sa.Column("completed_at", UtcDateTime(), nullable=True),
