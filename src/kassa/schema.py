@@ -2,6 +2,7 @@
 
 from kassa.auth.tables import api_keys, customer_tokens, tenants
 from kassa.checkouts.tables import checkouts
+from kassa.customers.tables import customer_profiles
 from kassa.events.tables import events
 from kassa.idempotency.tables import idempotency_keys
 from kassa.instruments.tables import payment_instruments
@@ -16,6 +17,7 @@ __all__ = [
     "accounts",
     "api_keys",
     "checkouts",
+    "customer_profiles",
     "customer_tokens",
     "events",
     "holds",

@@ -137,3 +137,42 @@ async def test_a_soap_format_endpoint_gets_checkout_succeeded(
         "debit",
     )
     assert event["data"]["line_items"] == []
+
+
+async def test_a_soap_customer_names_its_kassa_customer(server: KassaServer, db: Database) -> None:
+    tenant = await make_tenant(db, "USD")
+    async with (
+        httpx.AsyncClient(
+            base_url=server.url + "/compat/soap/api/v1", headers={"Authorization": tenant.key}
+        ) as soap,
+        httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {tenant.key}"}
+        ) as api,
+    ):
+        person = {"email": "Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace"}
+        made = await soap.post("/customers", json={**person, "internal_id": "user-1042"})
+        assert made.status_code == 200, made.text
+        customer = made.json()
+        assert customer["id"].startswith("cus_")
+        assert (customer["internal_id"], customer["phone_number"]) == ("user-1042", None)
+        again = await soap.post("/customers", json={**person, "email": "ada@example.COM"})
+        assert again.status_code == 422
+        assert again.json()["error"]["code"] == "customer_email_taken"
+        bad = await soap.post("/customers", json={"email": "nobody", "first_name": "x"})
+        assert bad.status_code == 422
+        assert {item["field"] for item in bad.json()["error"]["fields"]} == {"last_name", "email"}
+        # A checkout for the cus_ id reaches the wallet of its internal_id.
+        wallet = await create_wallet(api, "USD", customer_id="user-1042")
+        await deposit(api, wallet["id"], 5_000)
+        checkout = await soap.post(
+            "/checkouts",
+            json={
+                "customer_id": customer["id"],
+                "type": "withdrawal",
+                "balance_amount_cents": 1_000,
+                "return_url": "https://example.com/back",
+            },
+        )
+        assert checkout.status_code == 200, checkout.text
+        native = await api.get("/v1/checkouts", params={"customer_id": "user-1042"})
+        assert [item["wallet_id"] for item in native.json()["data"]] == [wallet["id"]]

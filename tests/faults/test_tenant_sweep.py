@@ -71,6 +71,7 @@ ALIASES = {
     "customerId": "customer",  # Paysafe
     "withdrawalId": "payout",  # Paysafe: a withdrawal is a payout
     "brand": "brand",  # Paysafe's token endpoint: a brand name, taken as any label
+    "internal_id": "customer",  # Soap: a customer record's Kassa customer id
 }
 KINDS = {
     "wallet",
@@ -124,6 +125,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "status": "PENDING"
     },
     ("POST", "/compat/paysafe/profile/withdrawals/{withdrawalId}/status"): {"status": "PENDING"},
+    ("POST", "/compat/soap/api/v1/customers"): {
+        "email": "{fresh}",  # each request its own: a repeated email is refused
+        "first_name": "B",
+        "last_name": "Customer",
+    },
     ("POST", "/compat/soap/api/v1/checkouts"): {
         "type": "withdrawal",
         "balance_amount_cents": 100,
@@ -248,6 +254,8 @@ def fill(op: Operation, chosen: dict[str, Any]) -> tuple[str, dict[str, str], An
         path = path.replace("{" + name + "}", str(chosen[name]))
     query = {name: str(chosen[name]) for name in op.query_ids}
     body = base_body(op)
+    if body is not None and body.get("email") == "{fresh}":
+        body["email"] = f"{uuid.uuid4().hex}@example.com"
     if body is not None:
         for name in op.body_ids:
             value = chosen[name]

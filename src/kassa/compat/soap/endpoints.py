@@ -18,10 +18,12 @@ from kassa.auth.deps import authorize
 from kassa.checkouts import service as checkouts
 from kassa.checkouts.schemas import NewCheckout
 from kassa.compat.common import json_answer, retry_after
+from kassa.customers import profiles
 from kassa.idempotency.http import answer_response
 from kassa.idempotency.service import Answer
+from kassa.kit.clock import isoformat
 from kassa.kit.errors import FieldError, KassaError, ValidationFailed
-from kassa.kit.fields import TEXT255
+from kassa.kit.fields import TEXT255, TextRule
 from kassa.kit.http import bearer_token, loads, read_body, validate
 from kassa.kit.openapi import dialect_doc
 from kassa.state import app_state
@@ -200,6 +202,11 @@ async def create_checkout(request: Request) -> Response:
         body = _body(raw)
         now = state.clock.now()
         async with state.db.write() as conn:
+            if body.customer_id.startswith(profiles.PREFIX):
+                # A Soap customer record stands for the Kassa customer it names.
+                known = await profiles.customer_id(conn, principal.tenant_id, body.customer_id)
+                if known is not None:
+                    body = body.model_copy(update={"customer_id": known})
             issued = await checkouts.create(
                 state.db,
                 conn,
@@ -226,3 +233,136 @@ async def create_checkout(request: Request) -> Response:
     except KassaError as error:
         answer = render_error(error)
     return answer_response(answer)
+
+
+CUSTOMER_FIELDS = {
+    "email": TextRule(3, 320),
+    "first_name": TextRule(1, 200),
+    "last_name": TextRule(1, 200),
+    "phone_number": TextRule(1, 40),
+    "date_of_birth": TextRule(10, 10),
+    "internal_id": TEXT255,
+}
+_CUSTOMER_DOC = dialect_doc(
+    summary="Create a customer (Soap)",
+    security=[{"HTTPBearer": []}],
+    body={
+        "schema": {
+            "type": "object",
+            "required": ["email", "first_name", "last_name"],
+            "properties": {
+                "email": {"type": "string", "minLength": 3, "maxLength": 320},
+                "first_name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "last_name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "phone_number": {"type": "string", "minLength": 1, "maxLength": 40},
+                "date_of_birth": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                "internal_id": {"type": "string", "minLength": 1, "maxLength": 255},
+            },
+            "additionalProperties": False,
+        },
+        "example": {
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "internal_id": "user-1042",
+        },
+    },
+    success={
+        "schema": {"$ref": "#/components/schemas/SoapCustomer"},
+        "example": {
+            "id": "cus_5f2c9a1b3d4e5f60718293a4b5c6d7e8",
+            "internal_id": "user-1042",
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "phone_number": None,
+            "date_of_birth": None,
+            "created_at": "2026-12-04T18:00:00Z",
+        },
+    },
+    error={
+        "schema": {"$ref": "#/components/schemas/SoapError"},
+        "example": {"error": {"code": "customer_email_taken", "message": "a customer with …"}},
+    },
+    refusals={
+        400: "the body is not JSON",
+        401: "no key, or an unknown or revoked one",
+        403: f"the key lacks {SCOPE}",
+        413: "the body is over 64 KiB",
+        422: "an invalid member, or a customer with this email exists",
+    },
+    components={
+        "schemas": {
+            "SoapCustomer": {
+                "type": "object",
+                "required": ["id", "email", "first_name", "last_name", "created_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "internal_id": {"type": ["string", "null"]},
+                    "email": {"type": "string"},
+                    "first_name": {"type": "string"},
+                    "last_name": {"type": "string"},
+                    "phone_number": {"type": ["string", "null"]},
+                    "date_of_birth": {"type": ["string", "null"]},
+                    "created_at": {"type": "string"},
+                },
+            }
+        }
+    },
+)
+
+
+@router.post("/api/v1/customers", **_CUSTOMER_DOC)
+async def create_customer(request: Request) -> Response:
+    """A customer record (Soap's create customer); its ``cus_…`` id names the Kassa customer
+    ``internal_id`` (or, without one, the ``cus_…`` id itself) in checkouts."""
+    state = app_state(request)
+    try:
+        raw = await read_body(request)
+        principal = await authorize(
+            state.authenticator, _key(request.headers.get("authorization")), SCOPE
+        )
+        fields = _customer_fields(raw)
+        now = state.clock.now()
+        async with state.db.write() as conn:
+            made = await profiles.create(conn, principal.tenant_id, fields, now)
+        document = {
+            "id": made["id"],
+            "internal_id": made["internal_id"],
+            "email": made["email"],
+            "first_name": made["first_name"],
+            "last_name": made["last_name"],
+            "phone_number": made["phone_number"],
+            "date_of_birth": made["date_of_birth"],
+            "created_at": isoformat(now),
+        }
+        answer = json_answer(200, document)
+    except KassaError as error:
+        answer = render_error(error)
+    return answer_response(answer)
+
+
+def _customer_fields(raw: bytes) -> dict[str, Any]:
+    document = loads(raw)
+    if not isinstance(document, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    errors: list[FieldError] = [
+        {"field": name, "code": "unknown_field", "message": "not a field of this request"}
+        for name in sorted(set(document) - set(CUSTOMER_FIELDS))
+    ]
+    for name in ("email", "first_name", "last_name"):
+        if document.get(name) is None:
+            errors.append({"field": name, "code": "missing", "message": "is required"})
+    fields: dict[str, Any] = {}
+    for name, rule in CUSTOMER_FIELDS.items():
+        if document.get(name) is None:
+            continue
+        try:
+            fields[name] = rule.check(document[name], name)
+        except KassaError as error:
+            errors.extend(error.errors)
+    if "email" in fields and "@" not in fields["email"]:
+        errors.append({"field": "email", "code": "invalid_email", "message": "not an email"})
+    if errors:
+        raise ValidationFailed("invalid customer", errors=errors)
+    return fields
