@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from kassa.auth import service as auth
 from kassa.auth.scopes import ALL_SCOPES
-from kassa.kit.clock import SystemClock
+from kassa.kit.clock import Clock, SystemClock
 from kassa.kit.db import Database
 from kassa.ledger.schemas import TransactionOut
 from kassa.schema import accounts, holds, journal_entries, journal_transactions, wallets
@@ -236,3 +236,27 @@ async def move_money(
             now or SystemClock().now(),
         )
     return moved.transaction
+
+
+@contextlib.asynccontextmanager
+async def in_process_api(
+    database_url: str, key: str, clock: Clock, *, auth_cache_seconds: float = 0
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in this process with an injected clock (time moves when the test says), its
+    client carrying ``key``."""
+    from kassa.app import create_app
+    from kassa.config import Settings
+
+    settings = Settings(
+        database_url=database_url, auth_cache_seconds=auth_cache_seconds, worker="off"
+    )
+    app = create_app(settings, clock=clock)
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://kassa.test",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
+    ):
+        yield client

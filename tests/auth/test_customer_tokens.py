@@ -21,10 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kassa.app import create_app
-from kassa.config import Settings
 from kassa.kit.clock import FrozenClock
-from tests.helpers import KassaServer, TenantKey, create_wallet, deposit
+from tests.helpers import KassaServer, TenantKey, create_wallet, deposit, in_process_api
 from tests.payouts.conftest import BANK_TRANSFER, add_instrument, move, set_options
 
 
@@ -257,18 +255,7 @@ def clock() -> FrozenClock:
 async def local_api(
     database_url: str, tenant: TenantKey, clock: FrozenClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in this process with an injected clock (a token's expiry is the clock's)."""
-    app = create_app(
-        Settings(database_url=database_url, auth_cache_seconds=5, worker="off"), clock=clock
-    )
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://kassa.test",
-            headers={"Authorization": f"Bearer {tenant.key}"},
-        ) as client,
-    ):
+    async with in_process_api(database_url, tenant.key, clock, auth_cache_seconds=5) as client:
         yield client
 
 

@@ -22,10 +22,8 @@ import httpx
 import pyotp
 import pytest
 
-from kassa.app import create_app
-from kassa.config import Settings
 from kassa.kit.clock import FrozenClock
-from tests.helpers import TenantKey
+from tests.helpers import TenantKey, in_process_api
 from tests.payouts.conftest import Setup, move, preview, ready
 
 EMBEDDED = {"mode": "EMBEDDED", "rules": [{"currency": "EUR", "min_amount": 5_000}]}
@@ -41,17 +39,7 @@ def clock() -> FrozenClock:
 async def local_api(
     database_url: str, tenant: TenantKey, clock: FrozenClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(database_url=database_url, auth_cache_seconds=0, worker="off"), clock=clock
-    )
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://kassa.test",
-            headers={"Authorization": f"Bearer {tenant.key}"},
-        ) as client,
-    ):
+    async with in_process_api(database_url, tenant.key, clock) as client:
         yield client
 
 

@@ -8,10 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from kassa.app import create_app
-from kassa.config import Settings
 from kassa.kit.clock import FrozenClock, isoformat
-from tests.helpers import TenantKey, create_wallet, deposit
+from tests.helpers import TenantKey, create_wallet, deposit, in_process_api
 
 
 @pytest.fixture
@@ -23,17 +21,7 @@ def clock() -> FrozenClock:
 async def local_api(
     database_url: str, tenant: TenantKey, clock: FrozenClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(database_url=database_url, auth_cache_seconds=0, worker="off"), clock=clock
-    )
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://kassa.test",
-            headers={"Authorization": f"Bearer {tenant.key}"},
-        ) as client,
-    ):
+    async with in_process_api(database_url, tenant.key, clock) as client:
         yield client
 
 
