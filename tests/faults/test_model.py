@@ -36,8 +36,9 @@ With ``pytest -s`` each run prints how often each route answered each status or 
 
 Mutation caught (in a copy of ``src``, ``cp -r src /tmp/mut-src-model``, run with
 ``PYTHONPATH=/tmp/mut-src-model``, which the server subprocess inherits through
-``tests.helpers.kassa_env``): ``kassa.payouts.lifecycle.change_status`` not releasing the hold
-when a PENDING payout is CANCELLED. The clock run on SQLite failed after the shrunk steps
+``tests.helpers.kassa_env``): the payout status change (then ``kassa.payouts.lifecycle.
+change_status``; today ``payouts.engine_sqlite`` and ``kassa_change_payout``) not releasing the
+hold when a PENDING payout is CANCELLED. The clock run on SQLite failed after the shrunk steps
 ``two_wallets(funds=40)``, ``create_payout(..., then=[0, 1])`` (PREVIEW -> PENDING ->
 CANCELLED) with "held_balance 39 != 0, available_balance 1 != 40", and Hypothesis named the
 mutated line as the one "always and only run by failing test cases". Against the real server on
