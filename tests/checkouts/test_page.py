@@ -210,3 +210,33 @@ async def test_sca_on_the_page(shop: Shop, browser: Browser, merchant_site: Merc
     assert _query(page.url)["status"] == ["completed"]
     assert await shop.held() == 1_000 + 60
     await page.context.close()
+
+
+async def test_adding_an_iban_on_the_page(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    """Added masked at once, unverified (shown, not offered) until the merchant verifies it;
+    a wrong IBAN is an inline error that adds nothing."""
+    checkout = await shop.checkout(merchant_site.url)
+    page = await _open(browser, checkout["url"])
+    await page.fill("#holder", "Ada Lovelace")
+    await page.fill("#iban", "FR14 2004 1010 0505 0001 3M02 606")
+    await page.click("button[value=add_iban]")
+    status = await page.locator("#add-status").inner_text()
+    assert "Added" in status
+    assert "2606" in status
+    content = await page.content()
+    assert "0505 0001" not in content
+    assert "awaiting verification" in content
+    assert await page.locator("input[name=method]").count() == 1  # only the verified one
+    customer = shop.wallet["customer_id"]
+    listed = (await shop.api.get(f"/v1/customers/{customer}/instruments")).json()["data"]
+    assert sorted(item["status"] for item in listed) == ["unverified", "verified"]
+    await page.fill("#holder", "Ada Lovelace")
+    await page.fill("#iban", "FR14 0000 0000 0000")
+    await page.click("button[value=add_iban]")
+    assert await page.locator("#iban-error").count() == 1
+    assert await page.locator("#iban").get_attribute("aria-invalid") == "true"
+    listed = (await shop.api.get(f"/v1/customers/{customer}/instruments")).json()["data"]
+    assert len(listed) == 2
+    await page.context.close()

@@ -32,6 +32,7 @@ from kassa.auth.service import Principal
 from kassa.checkouts import repository, service
 from kassa.idempotency import service as idempotency
 from kassa.instruments import service as instruments
+from kassa.instruments.schemas import NewInstrument
 from kassa.kit.errors import KassaError
 from kassa.kit.http import read_body
 from kassa.kit.money import currency_exponent, major_to_minor, minor_to_major
@@ -156,6 +157,9 @@ async def _form(
     amount: str = "",
     chosen: str = "",
     sca_event: uuid.UUID | None = None,
+    added: str | None = None,
+    iban_error: str | None = None,
+    holder: str = "",
 ) -> HTMLResponse:
     now = state.clock.now()
     async with state.db.read() as conn:
@@ -183,6 +187,7 @@ async def _form(
                     "fee_shown": _fee_text(option.fee, row.currency, row.locale),
                 }
             )
+    waiting = [item.display for item in owned.data if item.status != "verified"]
     exponent = currency_exponent(row.currency)
     return _html(
         "page.html",
@@ -205,6 +210,10 @@ async def _form(
         fee_shown="-",
         total_shown="-",
         sca_event=sca_event,
+        waiting=waiting,
+        added=added,
+        iban_error=iban_error,
+        holder=holder,
         merchant=tenant.name if tenant is not None else "the merchant",
         experience=row.experience,
         lang=row.locale.split("_")[0],
@@ -260,7 +269,30 @@ async def submit(request: Request, checkout_id: str, secret: str) -> Response:
     closed = _closed(row, now, "the merchant")
     if closed is not None:
         return closed
+    if form.get("action") == "add_iban":
+        return await _add_iban(state, row, secret, form, now)
     return await _confirm(state, row, secret, form, now)
+
+
+async def _add_iban(
+    state: AppState, row: Row[Any], secret: str, form: dict[str, str], now: datetime
+) -> Response:
+    """A bank account added by the customer: checked, stored masked, unverified until the
+    merchant verifies it (then it is offered)."""
+    holder = form.get("holder_name", "").strip()
+    try:
+        body = NewInstrument(type="SEPA_BANK_ACCOUNT", holder_name=holder, iban=form.get("iban"))
+        async with state.db.write() as conn:
+            made = await instruments.create(
+                conn, row.tenant_id, row.customer_id, body, state.box, now
+            )
+    except (KassaError, ValueError) as error:
+        message = "Check the IBAN and the account holder's name."
+        if isinstance(error, KassaError) and error.errors:
+            message = "; ".join(item["message"] for item in error.errors)
+        return await _form(state, row, secret, 422, iban_error=message, holder=holder)
+    added = f"Added {made.display}: it can be used once it is verified."
+    return await _form(state, row, secret, 200, added=added)
 
 
 async def _confirm(
