@@ -7,6 +7,7 @@ by ``test_a_replayed_form_post_moves_money_once`` (two payouts).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -240,3 +241,23 @@ async def test_adding_an_iban_on_the_page(
     listed = (await shop.api.get(f"/v1/customers/{customer}/instruments")).json()["data"]
     assert len(listed) == 2
     await page.context.close()
+
+
+async def test_a_double_click_that_reaches_the_server_twice_moves_money_once(
+    shop: Shop, merchant_site: Merchant
+) -> None:
+    """Chromium itself sends a double-clicked form once (measured: one post); a client that
+    sends it twice at once (two tabs, a retrying proxy) meets the session's guard."""
+    checkout = await shop.checkout(merchant_site.url)
+    async with httpx.AsyncClient(timeout=30) as client:
+        form = await client.get(checkout["url"])
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+        method = re.search(r'name="method" value="([^"]+)"', form.text)
+        assert csrf is not None
+        assert method is not None
+        body = {"csrf": csrf[1], "amount": "30", "method": method[1], "action": "confirm"}
+        answers = await asyncio.gather(*(client.post(checkout["url"], data=body) for _ in range(2)))
+    assert any(answer.status_code == 303 for answer in answers), [a.text for a in answers]
+    payouts = (await shop.api.get("/v1/payouts", params={"wallet_id": shop.wallet["id"]})).json()
+    assert len(payouts["data"]) == 1
+    assert await shop.held() == 3_000 + 80
