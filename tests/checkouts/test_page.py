@@ -261,3 +261,20 @@ async def test_a_double_click_that_reaches_the_server_twice_moves_money_once(
     payouts = (await shop.api.get("/v1/payouts", params={"wallet_id": shop.wallet["id"]})).json()
     assert len(payouts["data"]) == 1
     assert await shop.held() == 3_000 + 80
+
+
+async def test_the_tenant_names_who_may_frame_the_page(shop: Shop, merchant_site: Merchant) -> None:
+    checkout = await shop.checkout(merchant_site.url, experience="webview")
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = await client.get(checkout["url"])
+        assert "frame-ancestors 'none'" in before.headers["content-security-policy"]
+        settings = {"frame_ancestors": ["https://shop.example", "https://app.example:8443"]}
+        put = await shop.api.put("/v1/checkouts/settings", json=settings)
+        assert put.status_code == 200, put.text
+        assert (await shop.api.get("/v1/checkouts/settings")).json() == settings
+        after = await client.get(checkout["url"])
+    policy = after.headers["content-security-policy"]
+    assert "frame-ancestors https://shop.example https://app.example:8443;" in policy
+    for bad in (["http://shop.example"], ["https://shop.example/path"], ["*"], ["'self'"]):
+        refused = await shop.api.put("/v1/checkouts/settings", json={"frame_ancestors": bad})
+        assert refused.status_code == 422, (bad, refused.text)

@@ -117,6 +117,16 @@ async def revoke_customer_token(
     return result.first()
 
 
+async def set_checkout_frame_ancestors(
+    conn: AsyncConnection, tenant_id: uuid.UUID, origins: list[str]
+) -> None:
+    await conn.execute(
+        update(tenants)
+        .where(tenants.c.id == tenant_id)
+        .values(checkout_frame_ancestors=origins or None)
+    )
+
+
 async def set_sca_policy(
     conn: AsyncConnection, tenant_id: uuid.UUID, policy: dict[str, Any] | None
 ) -> None:

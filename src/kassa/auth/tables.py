@@ -16,6 +16,8 @@ tenants = Table(
     # When a payout needs Strong Customer Authentication (kassa.sca.policy); NULL: never.
     # Loaded with the API key, so the check costs no read of its own.
     Column("sca_policy", JsonObject, nullable=True),
+    # The origins that may frame the hosted withdrawal page (CSP frame-ancestors); NULL: none.
+    Column("checkout_frame_ancestors", JsonObject, nullable=True),
 )
 
 api_keys = Table(

@@ -9,10 +9,18 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kassa.auth import repository as auth_repository
 from kassa.auth.deps import require
 from kassa.auth.service import Principal
 from kassa.checkouts import repository, service
-from kassa.checkouts.schemas import CheckoutList, CheckoutOut, IssuedCheckout, NewCheckout, Status
+from kassa.checkouts.schemas import (
+    CheckoutList,
+    CheckoutOut,
+    IssuedCheckout,
+    NewCheckout,
+    PageSettings,
+    Status,
+)
 from kassa.idempotency.http import respond
 from kassa.kit.http import body_schema, json_response, parse_json, read_body, refuse_unknown_query
 from kassa.kit.ids import parse_id
@@ -63,6 +71,37 @@ async def create_checkout(request: Request, principal: CheckoutsWrite) -> Respon
     return await respond(
         request, state, principal, raw, now, work, sealed=True, collection="/v1/checkouts"
     )
+
+
+@router.get("/settings", **doc(PageSettings, 200, summary="Get the hosted page's settings"))
+async def get_settings(request: Request, principal: CheckoutsRead) -> Response:
+    """The origins that may frame the hosted page (none by default)."""
+    state = app_state(request)
+    async with state.db.read() as conn:
+        tenant = await auth_repository.get_tenant(conn, principal.tenant_id)
+    origins = list(tenant.checkout_frame_ancestors or []) if tenant is not None else []
+    return json_response(PageSettings(frame_ancestors=origins))
+
+
+@router.put(
+    "/settings",
+    openapi_extra=body_schema(PageSettings),
+    **doc(PageSettings, 200, 422, summary="Set the hosted page's settings"),
+)
+async def put_settings(request: Request, principal: CheckoutsWrite) -> Response:
+    """Replace the origins that may frame the hosted page (its CSP ``frame-ancestors``)."""
+    raw = await read_body(request)
+    body = parse_json(raw, PageSettings)
+    state = app_state(request)
+    now = state.clock.now()
+
+    async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
+        await auth_repository.set_checkout_frame_ancestors(
+            conn, principal.tenant_id, body.frame_ancestors
+        )
+        return 200, body
+
+    return await respond(request, state, principal, raw, now, work)
 
 
 @router.get("", **doc(CheckoutList, 200, 422, summary="List checkout sessions"))

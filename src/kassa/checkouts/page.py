@@ -60,15 +60,17 @@ OPTION_LABELS = {
 }
 
 
-def _headers(return_url: str | None) -> dict[str, str]:
-    """No third-party asset, no framing, no referrer (the secret is in the page's URL)."""
+def _headers(return_url: str | None, frame_ancestors: list[str] | None = None) -> dict[str, str]:
+    """No third-party asset, no referrer (the secret is in the page's URL), no framing but by
+    the origins the tenant named."""
+    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     form_action = "'self'"
     if return_url:
         parts = urlsplit(return_url)
         form_action += f" {parts.scheme}://{parts.netloc}"
     policy = (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self';"
-        f" form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        f" form-action {form_action}; frame-ancestors {ancestors}; base-uri 'none'"
     )
     return {
         "Content-Security-Policy": policy,
@@ -78,12 +80,18 @@ def _headers(return_url: str | None) -> dict[str, str]:
     }
 
 
-def _html(name: str, status: int, target: str | None = None, **context: Any) -> HTMLResponse:
+def _html(
+    name: str,
+    status: int,
+    target: str | None = None,
+    frame_ancestors: list[str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     context.setdefault("experience", "web")
     context.setdefault("lang", "en")
     context.setdefault("merchant", "the merchant")
     body = templates.get_template(name).render(**context)
-    return HTMLResponse(body, status_code=status, headers=_headers(target))
+    return HTMLResponse(body, status_code=status, headers=_headers(target, frame_ancestors))
 
 
 def _invalid() -> HTMLResponse:
@@ -193,6 +201,7 @@ async def _form(
         "page.html",
         status,
         row.return_url,
+        tenant.checkout_frame_ancestors if tenant is not None else None,
         title="Withdraw money",
         action=f"/checkout/{row.id}/{secret}",
         csrf=service.csrf_token(secret),

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from kassa.kit.fields import Currency, MinorUnits, Text255
 from kassa.ledger.schemas import Timestamp
@@ -59,6 +59,19 @@ class CheckoutOut(BaseModel):
 class IssuedCheckout(CheckoutOut):
     url: str = Field(description="the hosted page: send the customer there")
     client_secret: str = Field(description="the page's secret (in its url), shown this once")
+
+
+class PageSettings(BaseModel):
+    """How the tenant's hosted page may be shown: the origins that may frame it (a webview's
+    or the merchant's own page; none by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame_ancestors: list[
+        Annotated[str, StringConstraints(pattern=r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$")]
+    ] = Field(
+        default_factory=list, max_length=10, description="https origins, e.g. https://shop.example"
+    )
 
 
 class CheckoutList(BaseModel):
