@@ -115,7 +115,8 @@ async def test_a_soap_format_endpoint_gets_checkout_succeeded(
             assert method is not None
             form = {"csrf": csrf[1], "amount": "25", "method": method[1], "action": "confirm"}
             done = await api.post(url, data=form)
-            assert done.status_code == 303, done.text
+            assert done.status_code == 200, done.text
+            assert "Withdrawal confirmed" in done.text
             assert await asyncio.to_thread(receiver.wait_for, 1, 60), running.log_path.read_text()
     (request,) = receiver.received
     header = request.headers["soap-webhook-signature"]

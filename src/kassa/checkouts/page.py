@@ -430,7 +430,22 @@ async def _confirm(
         await service.finish(
             conn, row.tenant_id, row.id, "completed", now, payout.id, payout.amount
         )
-    return RedirectResponse(_back(row, "completed"), 303, headers=_headers(row.return_url))
+    # The outcome, then (by itself, or by the link) back to the merchant.
+    async with state.db.read() as conn:
+        shown = await instruments.find(conn, row.tenant_id, payout.instrument_id)
+    return _html(
+        "done.html",
+        200,
+        row.return_url,
+        tenant.checkout_frame_ancestors,
+        title="Withdrawal confirmed",
+        amount=_money(payout.amount, row.currency, row.locale),
+        destination=shown.display if shown is not None else "your account",
+        return_url=_back(row, "completed"),
+        merchant=tenant.name,
+        experience=row.experience,
+        lang=row.locale.split("_")[0],
+    )
 
 
 def _is_uuid(text: str) -> bool:
