@@ -283,3 +283,23 @@ async def test_the_tenant_names_who_may_frame_the_page(shop: Shop, merchant_site
     for bad in (["http://shop.example"], ["https://shop.example/path"], ["*"], ["'self'"]):
         refused = await shop.api.put("/v1/checkouts/settings", json={"frame_ancestors": bad})
         assert refused.status_code == 422, (bad, refused.text)
+
+
+async def test_the_whole_flow_by_keyboard_alone(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    checkout = await shop.checkout(merchant_site.url)
+    page = await _open(browser, checkout["url"])
+    await page.keyboard.press("Tab")  # the first field is the amount
+    assert await page.evaluate("document.activeElement.id") == "amount"
+    await page.keyboard.type("5")
+    await page.keyboard.press("Tab")  # the payout method
+    await page.keyboard.press("Space")
+    assert await page.locator("input[name=method]").is_checked()
+    await page.keyboard.press("Tab")  # Confirm
+    assert await page.evaluate("document.activeElement.value") == "confirm"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
+    assert _query(page.url)["status"] == ["completed"]
+    assert await shop.held() == 500 + 55
+    await page.context.close()
