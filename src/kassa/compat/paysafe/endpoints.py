@@ -11,20 +11,16 @@ payout, hold, journal and events as ``/v1``'s), and every refusal is Paysafe's
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kassa.auth import service as auth_service
 from kassa.auth.deps import authorize
 from kassa.auth.service import Principal
 from kassa.compat.common import json_answer
-from kassa.compat.paysafe import documents, openapi
+from kassa.compat.paysafe import documents, openapi, tokens
 from kassa.compat.paysafe.documents import from_problem, render_error, withdrawal
 from kassa.compat.paysafe.requests import parse_create, parse_instrument, parse_status
 from kassa.idempotency import service as idempotency
@@ -121,7 +117,8 @@ async def _create(request: Request, customer_id: str | None) -> Answer:
         )
         if wallet is None:
             raise InvalidWithdrawAccount(f"customer {customer} has no {asked.currency} account")
-        types = await _types_by_id(state, principal, asked.instrument_id)
+        async with state.db.read() as conn:
+            types = await instruments.types_of(conn, principal.tenant_id, [asked.instrument_id])
         known = types.get(asked.instrument_id)
         if known is not None and known != asked.instrument_type:
             field = "paymentInstrumentReference.instrumentType"
@@ -145,13 +142,6 @@ async def _create(request: Request, customer_id: str | None) -> Answer:
         return await _translate(state, principal, done.answer)
     except KassaError as error:
         return render_error(error)
-
-
-async def _types_by_id(
-    state: AppState, principal: Principal, instrument_id: uuid.UUID
-) -> dict[uuid.UUID, str]:
-    async with state.db.read() as conn:
-        return await instruments.types_of(conn, principal.tenant_id, [instrument_id])
 
 
 @router.post("/v2/customers/{customerId}/withdrawals", **openapi.CREATE)
@@ -399,110 +389,5 @@ async def add_instrument(request: Request) -> Response:
     return answer_response(answer)
 
 
-# -- access tokens --------------------------------------------------------------------------------
-
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a grant name
-PARTNER_TOKEN_SECONDS = 86_400
-
-
-def _oauth_error(status: int, error: str, description: str) -> Answer:
-    headers = [("WWW-Authenticate", 'Basic realm="kassa"')] if status == 401 else []
-    return json_answer(status, {"error": error, "error_description": description}, headers)
-
-
-@router.post("/v1/auth/brands/{brand}/token", **openapi.TOKEN)
-async def token(request: Request, brand: str) -> Response:
-    """OAuth 2.0 client credentials (``Authorization: Basic base64(client_id:client_secret)``,
-    the client id a tenant id and the secret one of its API keys): ``client_credentials`` gives
-    the partner token; the token-exchange grant with ``subject_token`` = a customer id gives
-    that customer's token (15 minutes; the key needs ``customers:tokens``). ``brand`` is
-    accepted as any Paysafe brand name and not used."""
-    state = app_state(request)
-    try:
-        raw = await read_body(request, json_body=False)
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if raw.strip() and media not in ("", "application/x-www-form-urlencoded"):
-            return answer_response(
-                _oauth_error(400, "invalid_request", "send application/x-www-form-urlencoded")
-            )
-        form = _form(raw)
-        client = _basic(request.headers.get("authorization"))
-        if client is None:
-            return answer_response(
-                _oauth_error(401, "invalid_client", "send HTTP Basic credentials")
-            )
-        client_id, secret = client
-        principal = await state.authenticator.authenticate(secret)
-        if (
-            principal is None
-            or principal.customer_id is not None
-            or client_id != str(principal.tenant_id)
-        ):
-            return answer_response(_oauth_error(401, "invalid_client", "unknown client"))
-        grant = form.get("grant_type")
-        if grant == "client_credentials":
-            document = {
-                "access_token": secret,
-                "token_type": "Bearer",
-                "expires_in": PARTNER_TOKEN_SECONDS,
-                "scope": " ".join(sorted(principal.scopes)),
-            }
-            return answer_response(json_answer(200, document))
-        if grant != TOKEN_EXCHANGE:
-            return answer_response(
-                _oauth_error(400, "unsupported_grant_type", "client_credentials or token exchange")
-            )
-        customer = form.get("subject_token", "")
-        if TEXT255.fault(customer) is not None:
-            return answer_response(
-                _oauth_error(400, "invalid_request", "subject_token: a customer id")
-            )
-        if "customers:tokens" not in principal.scopes:
-            return answer_response(
-                _oauth_error(403, "insufficient_scope", "the key needs customers:tokens")
-            )
-        now = state.clock.now()
-        async with state.db.write() as conn:
-            issued = await auth_service.issue_customer_token(
-                conn, principal, customer, None, auth_service.DEFAULT_TOKEN_LIFETIME, now
-            )
-        document = {
-            "access_token": issued.token,
-            "token_type": "Bearer",
-            "expires_in": int(auth_service.DEFAULT_TOKEN_LIFETIME.total_seconds()),
-            "scope": " ".join(issued.scopes),
-            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-        }
-        return answer_response(json_answer(200, document))
-    except KassaError as error:
-        if error.status == 503:
-            return answer_response(render_error(error))
-        status = 400 if error.status in (400, 413, 415, 422) else error.status
-        return answer_response(_oauth_error(status, "invalid_request", error.detail))
-
-
-def _form(raw: bytes) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=bool(raw))
-    except (UnicodeDecodeError, ValueError):
-        raise ValidationFailed(
-            "the body must be a form (application/x-www-form-urlencoded)"
-        ) from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            raise ValidationFailed(f"{name} is given twice")
-        form[name] = value
-    return form
-
-
-def _basic(authorization: str | None) -> tuple[str, str] | None:
-    scheme, _, credentials = (authorization or "").partition(" ")
-    if scheme.lower() != "basic" or not credentials:
-        return None
-    try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    client_id, colon, secret = decoded.partition(":")
-    return (client_id, secret) if colon else None
+# The token endpoint lives beside (tokens.py), under the same base path.
+router.include_router(tokens.router)

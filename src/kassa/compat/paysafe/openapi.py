@@ -8,197 +8,19 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from kassa.compat.paysafe.openapi_schemas import (
+    ERROR_EXAMPLE,
+    INSTRUMENT_TYPES,
+    INTEGER,
+    REF,
+    SCHEMAS,
+    STRING,
+    WITHDRAWAL_EXAMPLE,
+)
 from kassa.kit.openapi import EXAMPLE_JSON, UNAVAILABLE
 
-REF = "#/components/schemas/"
-_STRING = {"type": "string"}
-_INTEGER = {"type": "integer"}
-_STATUS = {
-    "type": "string",
-    "enum": ["PREVIEW", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED", "REFUNDED"],
-}
-_TYPES = ["SEPA_BANK_ACCOUNT", "UK_BANK_ACCOUNT", "US_BANK_ACCOUNT", "CCI_BANK_ACCOUNT", "CARD"]
-
-SCHEMAS: dict[str, Any] = {
-    "PaysafeWithdrawal": {
-        "type": "object",
-        "description": "Paysafe's withdrawal object (a Kassa payout)",
-        "required": [
-            "id",
-            "amount",
-            "currencyCode",
-            "paymentOption",
-            "paymentInstrumentReference",
-            "accountId",
-            "customerId",
-            "creationTime",
-            "status",
-            "nextStatus",
-            "action",
-            "fee",
-            "fees",
-            "type",
-        ],
-        "properties": {
-            "id": _STRING,
-            "amount": _INTEGER | {"description": "minor units"},
-            "currencyCode": _STRING,
-            "paymentOption": _STRING,
-            "paymentInstrumentReference": {
-                "type": "object",
-                "properties": {"id": _STRING, "instrumentType": {"enum": _TYPES}},
-            },
-            "merchantRefNum": _STRING,
-            "accountId": _STRING,
-            "customerId": _STRING,
-            "slipId": _STRING,
-            "fundingTransactionId": _STRING,
-            "creationTime": _STRING,
-            "expirationTime": _STRING,
-            "status": _STATUS,
-            "statusReason": _STRING,
-            "nextStatus": {"type": "array", "items": _STATUS},
-            "action": {"type": "string", "enum": ["NONE", "REDIRECT", "SCA"]},
-            "scaDetails": {
-                "type": "object",
-                "properties": {
-                    "eventId": _STRING,
-                    "walletOperationId": _STRING,
-                    "authenticationMode": {"enum": ["OUTSOURCED", "EMBEDDED", "HYBRID"]},
-                    "availableVerifications": {"type": "array", "items": {"type": "object"}},
-                    "creationTime": _STRING,
-                    "expirationTime": _STRING,
-                },
-            },
-            "fee": _INTEGER,
-            "fees": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "amount": _INTEGER,
-                        "currency": _STRING,
-                        "paymentReason": _STRING,
-                    },
-                },
-            },
-            "type": {"enum": ["FIRST_PARTY", "THIRD_PARTY"]},
-            "description": _STRING,
-            "paymentProperties": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "PaysafeWithdrawalList": {
-        "type": "object",
-        "required": ["withdrawals", "meta"],
-        "properties": {
-            "withdrawals": {"type": "array", "items": {"$ref": f"{REF}PaysafeWithdrawal"}},
-            "meta": {
-                "type": "object",
-                "properties": {
-                    "numberOfRecords": _INTEGER,
-                    "limit": _INTEGER,
-                    "offset": _INTEGER,
-                    "page": _INTEGER,
-                },
-            },
-        },
-    },
-    "PaysafeError": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": _STRING,
-                    "message": _STRING,
-                    "details": {"type": "array", "items": _STRING},
-                    "fieldErrors": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {"field": _STRING, "error": _STRING},
-                        },
-                    },
-                },
-            }
-        },
-    },
-    "PaysafeInstrument": {
-        "type": "object",
-        "required": ["id", "instrumentType", "status"],
-        "properties": {
-            "id": _STRING,
-            "instrumentType": {"enum": _TYPES},
-            "status": {"enum": ["VERIFIED", "UNVERIFIED"]},
-            "lastDigits": _STRING,
-            "displayName": _STRING,
-            "accountHolderName": _STRING,
-            "cardHolderName": _STRING,
-            "creationTime": _STRING,
-        },
-    },
-    "PaysafeInstrumentList": {
-        "type": "object",
-        "required": ["instruments"],
-        "properties": {
-            "instruments": {"type": "array", "items": {"$ref": f"{REF}PaysafeInstrument"}}
-        },
-    },
-    "PaysafeWithdrawalOptions": {
-        "type": "object",
-        "required": ["withdrawalOptions"],
-        "properties": {"withdrawalOptions": {"type": "array", "items": {"type": "object"}}},
-    },
-    "PaysafeToken": {
-        "type": "object",
-        "required": ["access_token", "token_type", "expires_in"],
-        "properties": {
-            "access_token": _STRING,
-            "token_type": {"const": "Bearer"},
-            "expires_in": _INTEGER,
-            "scope": _STRING,
-            "issued_token_type": _STRING,
-        },
-    },
-    "PaysafeTokenError": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": _STRING, "error_description": _STRING},
-    },
-}
-
-WITHDRAWAL_EXAMPLE = {
-    "id": "0b6e4b7e-8f0a-4a51-9d7e-55b9a1f3c2d1",
-    "amount": 1000,
-    "currencyCode": "EUR",
-    "paymentOption": "BANK_TRANSFER",
-    "paymentInstrumentReference": {
-        "id": "6f1d3a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
-        "instrumentType": "SEPA_BANK_ACCOUNT",
-    },
-    "accountId": "30bac1c0-ad6b-4c50-a52e-1b34f9b487a7",
-    "customerId": "500014306996",
-    "creationTime": "2026-11-25T09:30:00Z",
-    "expirationTime": "2026-11-25T09:45:00Z",
-    "status": "PREVIEW",
-    "nextStatus": ["PENDING", "CANCELLED"],
-    "action": "NONE",
-    "fee": 100,
-    "fees": [{"amount": 100, "currency": "EUR", "paymentReason": "MERCHANT_FEE"}],
-    "type": "FIRST_PARTY",
-    "merchantRefNum": "4bc2deb3-9766-4598-a08e-a98b60615936",
-}
-ERROR_EXAMPLE = {
-    "error": {
-        "code": "DW-INVALID-WITHDRAW-ACCOUNT",
-        "message": "Withdrawal from this account is not supported.",
-        "details": ["customer 500014306996 has no USD account"],
-    }
-}
-
 _BEARER: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
+
 _REFUSALS = {
     400: "invalid request (`DW-INVALID-REQUEST` with fieldErrors; `DW-INVALID-WITHDRAW-ACCOUNT`,"
     " `DW-TRANSFER-NOT-ENOUGH-BALANCE`, `DW-TRANSFER-INVALID-CURRENCY`, …)",
@@ -279,7 +101,7 @@ _CREATE_BODY = {
                 "required": ["id", "instrumentType"],
                 "properties": {
                     "id": {"type": "string", "format": "uuid"},
-                    "instrumentType": {"enum": _TYPES},
+                    "instrumentType": {"enum": INSTRUMENT_TYPES},
                 },
                 "additionalProperties": False,
             },
@@ -328,20 +150,20 @@ _INSTRUMENT_BODY = {
         "type": "object",
         "required": ["instrumentType"],
         "properties": {
-            "instrumentType": {"enum": _TYPES},
-            "accountHolderName": _STRING,
-            "cardHolderName": _STRING,
-            "iban": _STRING,
-            "bic": _STRING,
-            "accountNumber": _STRING,
-            "routingNumber": _STRING,
+            "instrumentType": {"enum": INSTRUMENT_TYPES},
+            "accountHolderName": STRING,
+            "cardHolderName": STRING,
+            "iban": STRING,
+            "bic": STRING,
+            "accountNumber": STRING,
+            "routingNumber": STRING,
             "accountType": {"enum": ["CHECKING", "SAVINGS"]},
-            "sortCode": _STRING,
-            "cci": _STRING,
-            "pan": _STRING,
+            "sortCode": STRING,
+            "cci": STRING,
+            "pan": STRING,
             "expiryDate": {
                 "type": "object",
-                "properties": {"year": _INTEGER, "month": _INTEGER},
+                "properties": {"year": INTEGER, "month": INTEGER},
             },
         },
         "additionalProperties": False,
@@ -513,7 +335,7 @@ TOKEN = _operation(
                     "type": "string",
                     "description": "token exchange: the customer id",
                 },
-                "subject_token_type": _STRING,
+                "subject_token_type": STRING,
             },
         },
     },
