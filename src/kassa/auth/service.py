@@ -177,7 +177,6 @@ class IssuedCustomerToken:
 
 
 DEFAULT_TOKEN_LIFETIME = timedelta(minutes=15)
-MAX_TOKEN_LIFETIME = timedelta(hours=24)
 
 
 async def issue_customer_token(

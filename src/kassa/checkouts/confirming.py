@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Row
 
 from kassa.auth import repository as auth_repository
+from kassa.auth.scopes import CUSTOMER_SCOPES
 from kassa.auth.service import Principal
 from kassa.checkouts import render, service
 from kassa.idempotency import service as idempotency
@@ -27,8 +28,6 @@ from kassa.sca.errors import ScaCodeInvalid
 from kassa.sca.schemas import Attempt
 from kassa.state import AppState
 from kassa.wallets import service as wallets
-
-CUSTOMER_SCOPES = frozenset({"wallets:read", "payouts:read", "payouts:write"})
 
 
 async def add_iban(

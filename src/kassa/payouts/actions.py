@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from kassa.auth.service import Principal
 from kassa.idempotency import service as idempotency
-from kassa.kit.errors import NotFound
 from kassa.payouts import engine, lifecycle, rails
 from kassa.payouts.engine import Done
 from kassa.payouts.schemas import NewPayout, PayoutOut, PayoutStatus
@@ -46,10 +45,7 @@ async def create(
 ) -> Done:
     """A PREVIEW (or the refusal), as ``engine.create`` answers it; a customer token pays out
     of its own customer's wallets only (another's is 404, as one that does not exist)."""
-    if principal.customer_id is not None:
-        found = await lookup.find(state.db, principal.tenant_id, wallet_id=body.wallet_id)
-        if found is None or not principal.owns(found.customer_id):
-            raise NotFound(f"wallet {body.wallet_id} not found")
+    await lookup.check_owned(state.db, principal, body.wallet_id)
     ttl = timedelta(minutes=state.settings.payout_preview_minutes)
     return await engine.create(state.db, key, principal.tenant_id, body, now, ttl, key_ttl(state))
 

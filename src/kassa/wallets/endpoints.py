@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Annotated
 
@@ -333,7 +332,7 @@ async def list_transactions(
     """The wallet's transactions, newest first, optionally of one kind."""
     state = app_state(request)
     after = parse_id(starting_after, "transaction") if starting_after else None
-    await _owned_wallet(state, principal, parse_id(wallet_id, "wallet"))
+    await lookup.check_owned(state.db, principal, parse_id(wallet_id, "wallet"))
     async with state.db.read() as conn:
         page = await service.list_transactions(
             conn,
@@ -362,17 +361,7 @@ async def get_transaction(
         try:
             if transaction.wallet_id is None:
                 raise NotFound()
-            await _owned_wallet(state, principal, transaction.wallet_id)
+            await lookup.check_owned(state.db, principal, transaction.wallet_id)
         except NotFound:
             raise NotFound(f"transaction {transaction_id} not found") from None
     return json_response(transaction)
-
-
-async def _owned_wallet(state: AppState, principal: Principal, wallet_id: uuid.UUID) -> None:
-    """404 for a customer token unless the wallet is its customer's (an API key: no check;
-    the read that follows is scoped by tenant)."""
-    if principal.customer_id is None:
-        return
-    found = await lookup.find(state.db, principal.tenant_id, wallet_id=wallet_id)
-    if found is None or not principal.owns(found.customer_id):
-        raise NotFound(f"wallet {wallet_id} not found")

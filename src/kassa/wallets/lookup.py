@@ -12,7 +12,9 @@ import uuid
 import weakref
 from collections import OrderedDict
 
+from kassa.auth.service import Principal
 from kassa.kit.db import Database
+from kassa.kit.errors import NotFound
 from kassa.wallets import repository
 from kassa.wallets.money import WalletRef
 
@@ -56,3 +58,13 @@ async def find(
     if len(cache) > CACHED:
         cache.popitem(last=False)
     return found
+
+
+async def check_owned(db: Database, principal: Principal, wallet_id: uuid.UUID) -> None:
+    """For a customer token, 404 unless the wallet is its customer's (in the words of a wallet
+    that does not exist); an API key passes (what follows is scoped by tenant)."""
+    if principal.customer_id is None:
+        return
+    found = await find(db, principal.tenant_id, wallet_id=wallet_id)
+    if found is None or not principal.owns(found.customer_id):
+        raise NotFound(f"wallet {wallet_id} not found")
