@@ -18,6 +18,8 @@ tenants = Table(
     Column("sca_policy", JsonObject, nullable=True),
     # The origins that may frame the hosted withdrawal page (CSP frame-ancestors); NULL: none.
     Column("checkout_frame_ancestors", JsonObject, nullable=True),
+    # unverified (None) | verified: how instruments added on the hosted page are marked
+    Column("checkout_added_instruments", String(16), nullable=True),
 )
 
 api_keys = Table(
