@@ -17,9 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "tenants", sa.Column("checkout_added_instruments", sa.String(16), nullable=True)
-    )
+    op.add_column("tenants", sa.Column("checkout_added_instruments", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
