@@ -7,9 +7,10 @@ the journal transaction a capture posts (then ``kassa verify``'s check of the te
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,14 +20,26 @@ from sqlalchemy import select
 from kassa.app import create_app
 from kassa.auth import service as auth
 from kassa.config import Settings
-from kassa.kit.clock import FrozenClock
+from kassa.kit.clock import FrozenClock, isoformat
 from kassa.kit.db import Backend, Database
 from kassa.ledger.tables import accounts, holds, journal_entries, journal_transactions
 from kassa.ledger.verify import verify
+from kassa.payouts import engine, failures
+from kassa.payouts.repository import Expiring
+from kassa.payouts.tables import payouts
 from kassa.wallets.engine_sqlite import writer_of
 from kassa.wallets.hotpath import HotPath
 from tests.helpers import TenantKey
-from tests.payouts.conftest import BANK_TRANSFER, Setup, add_instrument, preview, ready, set_options
+from tests.payouts.conftest import (
+    BANK_TRANSFER,
+    Setup,
+    add_instrument,
+    move,
+    preview,
+    ready,
+    set_options,
+)
+from tests.payouts.test_rails import _rails
 
 Client = httpx.AsyncClient
 # (setup: from a PREVIEW of 500 (fee 55) to the state the case starts in; the change posted;
@@ -568,3 +581,81 @@ async def test_a_capture_posts_the_same_journal_transaction_alike(
         ]
         assert (await verify(conn, tenant.tenant_id)).problems == []
     assert (resolved.status, resolved.resolved_at) == ("captured", clock.now())
+
+
+async def test_the_workers_expiry_is_alike_on_both_engines(fresh_database_url: str) -> None:
+    """The payout worker's expiry (on PostgreSQL one call of ``kassa_change_payout``, on SQLite
+    one writer job): a PREVIEW past its expiration time and a PENDING payout past its pending
+    deadline are CANCELLED with reason EXPIRED; the PENDING hold is expired (the row
+    ``ledger.service.expire_hold`` leaves) and its money is available again; each has one
+    ``payout.cancelled`` event showing the payout as the API does; the worker's past failures
+    at the payout are cleared with it; of two workers racing one expires each payout, and a
+    later pass finds nothing; the ledger verifies."""
+    async for rails in _rails(fresh_database_url):
+        api, clock = rails.api, rails.clock
+        setup = await ready(api)
+        await set_options(api, BANK_TRANSFER, ttl=3_600)
+        waiting = await preview(api, setup, 500)
+        pending = await preview(api, setup, 600)
+        assert (await move(api, pending["id"], "PENDING")).status_code == 200
+        assert await rails.wallet(setup) == (10_000, 656)
+        async with rails.db.write() as conn:  # the worker failed at it once before
+            await failures.record(conn, uuid.UUID(pending["id"]), "expire: OSError", clock.now())
+        first, second = rails.worker(), rails.worker()
+
+        expired_at: dict[str, datetime] = {}
+        for payout, wait in ((waiting, timedelta(minutes=15)), (pending, timedelta(minutes=45))):
+            clock.advance(wait - timedelta(seconds=1))
+            assert await first.run_once() == 0  # not before its deadline
+            clock.advance(timedelta(seconds=1))
+            assert sorted(await asyncio.gather(first.run_once(), second.run_once())) == [0, 1]
+            expired_at[payout["id"]] = clock.now()
+        assert await first.run_once() == 0
+        # A worker that found them before the other expired them changes nothing now.
+        async with rails.db.read() as conn:
+            tenant_id = await conn.scalar(
+                select(payouts.c.tenant_id).where(payouts.c.id == uuid.UUID(waiting["id"]))
+            )
+        for payout, found in ((waiting, "PREVIEW"), (pending, "PENDING")):
+            stale = Expiring(uuid.UUID(payout["id"]), tenant_id, found, 1)
+            assert not await engine.expire(rails.db, stale, clock.now(), clear_failures=True)
+
+        assert await rails.wallet(setup) == (10_000, 0)
+        wallet = (await api.get(f"/v1/wallets/{setup.wallet['id']}")).json()
+        assert wallet["available_balance"] == 10_000
+        events = (await api.get("/v1/events", params={"type": "payout.cancelled"})).json()
+        for payout in (waiting, pending):
+            shown = (await api.get(f"/v1/payouts/{payout['id']}")).json()
+            assert (shown["status"], shown["status_reason"], shown["next_status"]) == (
+                "CANCELLED",
+                "EXPIRED",
+                [],
+            )
+            at = isoformat(expired_at[payout["id"]])
+            assert shown["history"][-1] == {"status": "CANCELLED", "at": at, "reason": "EXPIRED"}
+            assert shown["updated_at"] == at
+            cancelled = [event["data"] for event in events["data"]]
+            assert [data for data in cancelled if data["id"] == payout["id"]] == [shown]
+        late = await move(api, waiting["id"], "PENDING")
+        assert (late.status_code, late.json()["code"]) == (409, "payout_expired")
+        async with rails.db.read() as conn:
+            hold = (
+                await conn.execute(
+                    select(holds).where(holds.c.wallet_id == uuid.UUID(setup.wallet["id"]))
+                )
+            ).one()
+            cleared = (
+                await conn.execute(
+                    select(payouts.c.worker_failures, payouts.c.worker_error).where(
+                        payouts.c.id == uuid.UUID(pending["id"])
+                    )
+                )
+            ).one()
+            assert (await verify(conn, None)).problems == []
+        assert (hold.reference, hold.amount, hold.status) == (
+            f"payout:{pending['id']}",
+            656,
+            "expired",
+        )
+        assert hold.resolved_at == expired_at[pending["id"]]
+        assert tuple(cleared) == (0, None)

@@ -1,6 +1,6 @@
 """Payout rails and the payout worker: the sandbox settles by the injected clock, a failing
 connector leaves a payout recoverable and recovery settles it once, PENDING payouts expire once
-with two workers racing."""
+with two workers racing, and a pass settles its due payouts concurrently, up to its bound."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from kassa.kit.clock import FrozenClock
 from kassa.kit.db import Database
 from kassa.ledger.tables import journal_transactions
 from kassa.ledger.verify import verify
-from kassa.payouts.connectors import Connector, Manual, PayoutRef, Sandbox, Submitted
+from kassa.payouts.connectors import Connector, Manual, Outcome, PayoutRef, Sandbox, Submitted
 from kassa.payouts.lifecycle import RECOVER_AFTER
 from kassa.payouts.tables import sandbox_submissions
 from kassa.payouts.worker import PayoutWorker
@@ -305,3 +305,61 @@ async def test_a_payout_the_rail_took_but_kassa_did_not_record_is_found_by_look_
             assert submissions == 1  # handed to the rail once, never twice
     finally:
         await probe.close()
+
+
+class Together:
+    """The sandbox rail, whose answers come back only in groups of ``parties`` (a worker that
+    asked one payout at a time would wait for ever); it counts the most payouts waiting for
+    their answer at once."""
+
+    name = "sandbox"
+
+    def __init__(self, parties: int) -> None:
+        self.rail: Sandbox | None = None
+        self.barrier = asyncio.Barrier(parties)
+        self.waiting = 0
+        self.most = 0
+
+    async def _together(self, outcome: Outcome) -> Outcome:
+        self.waiting += 1
+        self.most = max(self.most, self.waiting)
+        try:
+            await self.barrier.wait()
+        finally:
+            self.waiting -= 1
+        return outcome
+
+    async def submit(self, payout: PayoutRef, now: datetime) -> Submitted:
+        assert self.rail is not None
+        return await self.rail.submit(payout, now)
+
+    async def poll(self, payout: PayoutRef, now: datetime) -> Outcome:
+        assert self.rail is not None
+        return await self._together(await self.rail.poll(payout, now))
+
+    async def look_up(self, payout: PayoutRef, now: datetime) -> Outcome:
+        assert self.rail is not None
+        return await self._together(await self.rail.look_up(payout, now))
+
+
+async def test_the_worker_settles_its_due_payouts_together_up_to_its_bound(
+    fresh_database_url: str,
+) -> None:
+    together = Together(parties=2)
+    connectors: dict[str, Connector] = {"manual": Manual(), "sandbox": together}
+    async for rails in _rails(fresh_database_url, connectors):
+        together.rail = Sandbox(rails.db, DELAY)
+        setup = await ready(rails.api, 10_000, SANDBOX)
+        made = [await rails.payout(setup, 1_000 + n) for n in range(4)]
+        worker = PayoutWorker(
+            rails.db, rails.clock, connectors, concurrency=2, connector_timeout_seconds=10
+        )
+
+        rails.clock.advance(DELAY)
+        assert await worker.run_once() == 4
+        assert [await rails.status(payout) for payout in made] == [("COMPLETED", None)] * 4
+        assert together.most == 2  # two at a time: never one alone, never more than the bound
+        assert await rails.wallet(setup) == (10_000 - 4_006, 0)
+        assert await rails.count("payout.completed") == 4
+        async with rails.db.read() as conn:
+            assert (await verify(conn, None)).problems == []

@@ -1,5 +1,6 @@
 """The live ``kassa_create_payout`` and ``kassa_change_payout`` are their source files, and
-migration 0015 goes down and up again cleanly. PostgreSQL only: SQLite has no stored functions
+migrations 0024 and 0015 go down and up again cleanly (down past 0024, the function is 0015's
+copy, and only one ``kassa_change_payout`` is left). PostgreSQL only: SQLite has no stored functions
 (its engine is ``payouts.lifecycle`` in Python)."""
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ async def _live(url: str) -> list[str | None]:
     conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1])
     try:
         return [
-            await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = $1", name)
+            await conn.fetchval(
+                "SELECT string_agg(prosrc, '') FROM pg_proc WHERE proname = $1", name
+            )
             for name in FUNCTIONS
         ]
     finally:
@@ -45,6 +48,11 @@ async def test_the_live_function_is_its_source_file_down_and_up() -> None:
         sources = [_body(migrations.sql_source(name)) for name in FUNCTIONS]
         assert await _live(url) == sources
         config = migrations.alembic_config(url)
+        await asyncio.to_thread(command.downgrade, config, "0023")
+        assert await _live(url) == [
+            sources[0],
+            _body(migrations.sql_source("0015_kassa_change_payout")),
+        ]
         await asyncio.to_thread(command.downgrade, config, "0014")
         assert await _live(url) == [None, None]
         await asyncio.to_thread(migrations.upgrade, url)

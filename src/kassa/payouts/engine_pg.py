@@ -5,8 +5,8 @@
 each; the answer is rendered here from the payout they return, and the event and the
 Idempotency-Key's stored answer go in the same transaction. A refusal without a key raises and
 the transaction, which wrote nothing, rolls back; with a key it is stored like any answer, as
-``idempotency.run`` stores it. The payout worker records a rail's final outcome through the same
-function (``apply_outcome_in``), in its own unit of work.
+``idempotency.run`` stores it. The payout worker's changes (a rail's final outcome, a payout's
+expiry) go through the same function, in ``engine_pg_worker``.
 
 Per change: BEGIN, the function, one insert of the event and the stored answer, COMMIT, each a
 prepared statement sent through the driver, where the general path sent a dozen statements
@@ -23,11 +23,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.idempotency import service as idempotency
 from kassa.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
@@ -38,7 +37,6 @@ from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.ids import new_id
 from kassa.ledger.errors import HoldNotOpen, duplicate_reference
 from kassa.payouts import lifecycle, options
-from kassa.payouts.connectors import Outcome
 from kassa.payouts.errors import InstrumentNotVerified
 from kassa.payouts.repository import Payout
 from kassa.payouts.schemas import NewPayout, PayoutOut, PayoutStatus
@@ -50,7 +48,7 @@ CREATE_SQL = (
 )
 CHANGE_SQL = (
     "SELECT * FROM kassa_change_payout($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12,"
-    " $13, $14)"
+    " $13, $14, $15, $16)"
 )
 # The event, and with an Idempotency-Key the answer, in one statement.
 RECORD_SQL = (
@@ -148,6 +146,8 @@ async def change_status(
         lifecycle.RECOVER_AFTER,
         False,  # posted through the API, not by the rail
         None,
+        None,  # nor the worker's expiry
+        False,  # the worker's failures at it are the worker's to clear
     )
 
     def refused(code: str, info: str | None, payout: Payout | None) -> KassaError:
@@ -155,68 +155,6 @@ async def change_status(
 
     success = (200, f"payout.{target.lower()}")
     return await _run(db, key, CHANGE_SQL, arguments, success, refused, now, ttl)
-
-
-async def apply_outcome_in(
-    conn: AsyncConnection,
-    tenant_id: uuid.UUID,
-    payout_id: uuid.UUID,
-    outcome: Outcome,
-    now: datetime,
-) -> bool:
-    """A rail's final outcome (COMPLETED or FAILED), applied once, inside the
-    caller's transaction: False if the payout is no longer PROCESSING."""
-    raw = await conn.get_raw_connection()
-    driver = cast(asyncpg.Connection, raw.driver_connection)
-    if driver.is_in_transaction():
-        return await _apply_outcome(driver, tenant_id, payout_id, outcome, now)
-    # The caller's unit of work has sent nothing yet (SQLAlchemy begins at its first
-    # statement): the outcome and its event commit together in a transaction of their own.
-    async with driver.transaction():
-        return await _apply_outcome(driver, tenant_id, payout_id, outcome, now)
-
-
-async def _apply_outcome(
-    driver: asyncpg.Connection,
-    tenant_id: uuid.UUID,
-    payout_id: uuid.UUID,
-    outcome: Outcome,
-    now: datetime,
-) -> bool:
-    reason = None if outcome.status == "COMPLETED" else outcome.reason or "FAILED"
-    row = await driver.fetchrow(
-        CHANGE_SQL,
-        tenant_id,
-        payout_id,
-        outcome.status,
-        reason,
-        orjson.dumps(lifecycle.history_entry(outcome.status, now, reason)).decode(),
-        now,
-        True,
-        None,
-        None,
-        new_id(),
-        new_id(),
-        lifecycle.RECOVER_AFTER,
-        True,  # the rail's outcome
-        outcome.reference or None,  # none: the payout keeps the one it has
-    )
-    assert row is not None  # the function always answers one row
-    if row["o_error"] == "invalid_status_transition":
-        return False
-    payout = _payout(row) if row["o_found"] else None
-    if row["o_error"] is not None:
-        raise change_refusal(row["o_error"], row["o_info"], payout, payout_id, outcome.status)
-    assert payout is not None
-    shown = PayoutOut.from_row(payout, lifecycle.next_status(payout))
-    event = f"payout.{outcome.status.lower()}"
-    body = shown.model_dump_json()
-    await driver.execute(RECORD_SQL, new_id(), tenant_id, event, body, now, *_NO_ANSWER)
-    return True
-
-
-# The parameters of RECORD_SQL's stored answer, when there is none.
-_NO_ANSWER = (None, None, None, None, None, None)
 
 
 def _key(key: idempotency.Key | None) -> tuple[str | None, str | None]:
@@ -278,7 +216,7 @@ def _answer(
             row["o_replay_status"], row["o_replay_media"], body, [idempotency.REPLAYED_HEADER]
         )
         return Done(replayed)
-    payout = _payout(row) if row["o_found"] else None
+    payout = payout_of(row) if row["o_found"] else None
     if error is None:
         assert payout is not None
         shown = PayoutOut.from_row(payout, lifecycle.next_status(payout))
@@ -304,7 +242,8 @@ async def record_submission(
     dberrors.database_answered(began)
 
 
-def _payout(row: Any) -> Payout:
+def payout_of(row: Any) -> Payout:
+    """The payout a function returned (its columns among the row's)."""
     # JSON comes as text from the pool, decoded from a connection of SQLAlchemy's.
     values = {
         name: orjson.loads(row[name])

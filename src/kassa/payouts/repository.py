@@ -169,6 +169,31 @@ async def record_submission(
     )
 
 
+async def keep_processing(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    reference: str | None,
+    check_at: datetime,
+) -> bool:
+    """The rail has not decided: keep its reference (``reference``, or if None the one kept
+    before: ``lifecycle.rail_reference``) and ask it again at ``check_at``, if the payout is
+    still PROCESSING; whether it was."""
+    result = await conn.execute(
+        update(payouts)
+        .where(
+            payouts.c.tenant_id == tenant_id,
+            payouts.c.id == payout_id,
+            payouts.c.status == "PROCESSING",
+        )
+        .values(
+            connector_reference=func.coalesce(reference, payouts.c.connector_reference),
+            next_check_at=check_at,
+        )
+    )
+    return bool(result.rowcount)
+
+
 async def due_checks(conn: AsyncConnection, now: datetime, limit: int) -> list[Payout]:
     """PROCESSING payouts whose rail is due to be asked, the longest due first."""
     rows = await conn.execute(

@@ -8,6 +8,10 @@ the second finds it no longer PENDING (or PROCESSING) and leaves it. A success c
 payout's past failures in the same transaction. Connector calls are made with no transaction
 open, under a timeout. Time comes from the injected clock.
 
+A pass works on its due payouts concurrently, up to ``concurrency`` at a time (the database's
+pool size by default): their connector calls overlap, and the changes they record share the
+SQLite writer's batches (one commit for the changes that arrive together) or PostgreSQL's pool.
+
 Each payout is its own failure domain: its expiry, or its connector call and the transaction
 that records the answer, may fail (a rail that is down, a bug, a row the ledger refuses) without
 holding up the others. A failing payout is logged once per failure, with its id and the kind of
@@ -22,8 +26,9 @@ import contextlib
 import logging
 import sqlite3
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +47,8 @@ from kassa.payouts.repository import Expiring
 # thread of ``engine_sqlite``.
 _TROUBLE = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError, KassaError)
 
+Item = TypeVar("Item")
+
 
 class PayoutWorker:
     def __init__(
@@ -54,6 +61,7 @@ class PayoutWorker:
         recheck: timedelta = timedelta(seconds=30),
         recover_after: timedelta = lifecycle.RECOVER_AFTER,
         connector_timeout_seconds: float = rails.CONNECTOR_TIMEOUT_SECONDS,
+        concurrency: int | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -62,6 +70,8 @@ class PayoutWorker:
         self.recheck = recheck
         self.recover_after = recover_after
         self.connector_timeout_seconds = connector_timeout_seconds
+        # No more payouts at once than the database has pooled connections.
+        self.concurrency = max(1, concurrency or db.pool_size)
         self.log = structlog.get_logger("kassa.payouts")
 
     async def run_once(self) -> int:
@@ -70,14 +80,37 @@ class PayoutWorker:
         now = self.clock.now()
         async with self.db.read() as conn:
             expiring = await repository.due_expiries(conn, now, self.batch_size)
-        expired = 0
-        for expiring_payout in expiring:
-            expired += await self._expire(expiring_payout, now)
+        expired = await self._each(expiring, lambda payout: self._expire(payout, now))
         async with self.db.read() as conn:
             due = await rails.due_checks(conn, now, self.batch_size)
-        for payout in due:
-            await self._check(payout)
-        return expired + len(due)
+        await self._each(due, self._check)
+        return sum(expired) + len(due)
+
+    async def _each(
+        self, payouts: Sequence[Item], work: Callable[[Item], Awaitable[int | None]]
+    ) -> list[int]:
+        """``work`` on every payout, up to ``concurrency`` at a time; what each returned (None
+        counts as 0). ``work`` deals with its own payout's failure; what it raises (the
+        database is gone: ``ServiceUnavailable``) ends the pass as it did one payout at a time:
+        the payouts not yet begun are left for the next pass, those under way finish, and the
+        first error is raised."""
+        bound = asyncio.Semaphore(self.concurrency)
+        ended: list[BaseException] = []
+
+        async def one(payout: Item) -> int:
+            async with bound:
+                if ended:
+                    return 0
+                try:
+                    return await work(payout) or 0
+                except BaseException as error:
+                    ended.append(error)
+                    raise
+
+        done = await asyncio.gather(*(one(payout) for payout in payouts), return_exceptions=True)
+        if ended:
+            raise ended[0]
+        return [count for count in done if isinstance(count, int)]
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         while not stop.is_set():

@@ -1,9 +1,15 @@
 -- kassa_change_payout: a payout's status change on PostgreSQL, in one statement: posted through
 -- the API, or (p_rail) the outcome its rail reported, which only a PROCESSING payout takes and
--- which keeps the rail's reference (p_connector_reference, unless NULL).
--- The rules of kassa.payouts.lifecycle.change_status (and the endpoint's payouts:settle check),
--- in the same order: a key in use or used for another request, a payout not found, a manual
--- outcome without the scope, an expired preview, a move that is not one of next_status; for
+-- which keeps the rail's reference (p_connector_reference, unless NULL), or (p_expiring) the
+-- payout worker's expiry of a payout it found past its deadline in that status (PREVIEW past
+-- expires_at, PENDING past pending_expires_at: kassa.payouts.repository.due_expiries), which
+-- only a payout still in that status takes: CANCELLED with p_reason EXPIRED, its hold (if any)
+-- expired as kassa.ledger.service.expire_hold expires it. With p_clear_failures the worker's
+-- past failures at the payout are cleared in the same statement (also when it was no longer
+-- in the status the worker found; a refusal the caller raises rolls that back too).
+-- The rules of kassa.payouts.lifecycle (check_move, check_pending) as the SQLite engine
+-- (kassa.payouts.engine_sqlite.change_status) applies them, in the same order: a key in use
+-- or used for another request, a payout not found, a manual outcome without the scope, an expired preview, a move that is not one of next_status; for
 -- PENDING the preview's expiry, the wallet (locked), its status and currency, the instrument,
 -- the payment option, then the hold of amount + fee; CANCELLED and FAILED release the hold,
 -- COMPLETED captures it in one journal transaction (amount to payouts_clearing, fee to fees).
@@ -19,7 +25,7 @@
 -- To change the function, copy this file to sql/<revision>_kassa_change_payout.sql for the
 -- migration that loads it now, point that migration at the copy, and add a migration that
 -- loads this file again.
-CREATE OR REPLACE FUNCTION public.kassa_change_payout(p_tenant uuid, p_payout uuid, p_target text, p_reason text, p_history_entry jsonb, p_now timestamp with time zone, p_may_settle boolean, p_idem_key text, p_idem_fingerprint text, p_hold_id uuid, p_transaction_id uuid, p_recover_after interval, p_rail boolean, p_connector_reference text)
+CREATE OR REPLACE FUNCTION public.kassa_change_payout(p_tenant uuid, p_payout uuid, p_target text, p_reason text, p_history_entry jsonb, p_now timestamp with time zone, p_may_settle boolean, p_idem_key text, p_idem_fingerprint text, p_hold_id uuid, p_transaction_id uuid, p_recover_after interval, p_rail boolean, p_connector_reference text, p_expiring text, p_clear_failures boolean)
  RETURNS TABLE(o_error text, o_info text, o_replay_status integer, o_replay_media text, o_replay_body bytea, o_found boolean, id uuid, tenant_id uuid, wallet_id uuid, customer_id text, instrument_id uuid, payment_option text, connector text, amount bigint, currency text, fees jsonb, fee_total bigint, status text, status_reason text, reference text, description text, metadata jsonb, hold_id uuid, transaction_id uuid, connector_reference text, next_check_at timestamp with time zone, expires_at timestamp with time zone, pending_expires_at timestamp with time zone, history jsonb, created_at timestamp with time zone, updated_at timestamp with time zone, worker_failures integer, worker_error text, worker_failing_since timestamp with time zone, worker_retry_at timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
@@ -85,6 +91,11 @@ BEGIN
     -- changes, whatever its rail.
     WHEN p_rail THEN CASE WHEN v_payout.status = 'PROCESSING'
       THEN ARRAY['COMPLETED', 'FAILED'] ELSE ARRAY[]::text[] END
+    -- The worker's expiry (kassa.payouts.engine_sqlite._expire): only a payout still in the
+    -- status the worker found it in; of two workers racing, one cancels it.
+    WHEN p_expiring IS NOT NULL THEN CASE WHEN v_payout.status = p_expiring
+         AND p_expiring IN ('PREVIEW', 'PENDING')
+      THEN ARRAY['CANCELLED'] ELSE ARRAY[]::text[] END
     WHEN v_payout.status = 'PREVIEW' THEN ARRAY['PENDING', 'CANCELLED']
     WHEN v_payout.status = 'PENDING' THEN ARRAY['PROCESSING', 'CANCELLED']
     WHEN v_payout.status = 'PROCESSING' AND v_payout.connector = 'manual'
@@ -164,7 +175,10 @@ BEGIN
     END IF;
 
     IF p_target IN ('CANCELLED', 'FAILED') AND v_payout.hold_id IS NOT NULL THEN
-      UPDATE holds h SET status = 'released', resolved_at = p_now
+      -- An expired payout's hold is expired (kassa.ledger.service.expire_hold), not released.
+      UPDATE holds h
+         SET status = CASE WHEN p_expiring IS NULL THEN 'released' ELSE 'expired' END,
+             resolved_at = p_now
        WHERE h.id = v_payout.hold_id AND h.tenant_id = p_tenant AND h.status = 'open'
       RETURNING h.account_id, h.amount INTO v_hold;
       IF NOT FOUND THEN  -- nothing written yet: refused as kassa.ledger.service refuses it
@@ -237,6 +251,14 @@ BEGIN
      WHERE p.id = v_payout.id
     RETURNING p.* INTO v_payout;
   END;
+
+  -- The worker succeeded at the payout (kassa.payouts.failures.clear).
+  IF p_clear_failures AND v_payout.worker_failures > 0 THEN
+    UPDATE payouts p SET worker_failures = 0, worker_error = NULL, worker_failing_since = NULL,
+           worker_retry_at = NULL
+     WHERE p.id = v_payout.id
+    RETURNING p.* INTO v_payout;
+  END IF;
 
   -- The payout as it is now: after the change, or as it was if it was refused.
   o_found := true;

@@ -26,7 +26,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(sql_source("0015_kassa_create_payout"))
-    op.execute(sql_source("kassa_change_payout"))
+    op.execute(sql_source("0015_kassa_change_payout"))
 
 
 def downgrade() -> None:
