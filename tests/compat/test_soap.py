@@ -1,6 +1,10 @@
 """The Soap dialect's checkout: the seed's example request, sent unchanged (its facts kept in
 ``data/soap.json``), gets a session whose page works; deposits are refused clearly; a
-Soap-format webhook endpoint receives ``checkout.succeeded``."""
+Soap-format webhook endpoint receives ``checkout.succeeded``, and ``checkout.failed`` when the
+checkout's payout fails (and nothing for another payout's failure).
+
+Mutation tried: ``soap_format.sends`` answering True for every ``payout.failed``: caught (the
+other payout's failure is attempted, and fails inside Kassa, instead of being canceled)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,7 +23,7 @@ from kassa.kit.db import Database
 from tests.compat.conftest import seed_facts
 from tests.helpers import KassaServer, create_wallet, deposit, make_tenant, start_server
 from tests.payouts.conftest import add_instrument, set_options
-from tests.webhooks.receiver import running_receiver
+from tests.webhooks.receiver import Received, running_receiver
 
 FACTS = seed_facts("soap")
 OPTION = {
@@ -97,7 +102,11 @@ async def test_a_soap_format_endpoint_gets_checkout_succeeded(
                 "/v1/webhook-endpoints", json={"url": receiver.url, "format": "soap"}
             )
             assert hook.status_code == 201, hook.text
-            assert sorted(hook.json()["event_types"]) == ["checkout.completed", "checkout.expired"]
+            assert sorted(hook.json()["event_types"]) == [
+                "checkout.completed",
+                "checkout.expired",
+                "payout.failed",
+            ]
             secret = hook.json()["secret"]
             await set_options(api, OPTION)
             wallet = await create_wallet(api, "USD", customer_id=example["customer_id"])
@@ -177,3 +186,132 @@ async def test_a_soap_customer_names_its_kassa_customer(server: KassaServer, db:
         assert checkout.status_code == 200, checkout.text
         native = await api.get("/v1/checkouts", params={"customer_id": "user-1042"})
         assert [item["wallet_id"] for item in native.json()["data"]] == [wallet["id"]]
+
+
+def _verified(request: Received, secret: str) -> Any:
+    """The body of a request whose ``SOAP-WEBHOOK-SIGNATURE`` checks out as Soap's receivers
+    check it: HMAC-SHA256 of ``"<t>.<raw body>"`` under the secret, hex, ``t`` close to now."""
+    header = request.headers["soap-webhook-signature"]
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    expected = hmac.new(
+        secret.encode(), parts["t"].encode() + b"." + request.body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(parts["v1"], expected)
+    assert abs(time.time() - int(parts["t"])) < 300
+    return json.loads(request.body)
+
+
+async def _settled_delivery(api: httpx.AsyncClient, event_id: str) -> str:
+    """The status of the event's one delivery once the worker has dealt with it."""
+    for _ in range(120):
+        deliveries = (await api.get(f"/v1/events/{event_id}/deliveries")).json()["data"]
+        assert len(deliveries) == 1, deliveries
+        if deliveries[0]["status"] != "pending":
+            return str(deliveries[0]["status"])
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the delivery of {event_id} stayed pending")
+
+
+async def test_a_soap_format_endpoint_gets_checkout_failed_when_its_payout_fails(
+    backend: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    """The checkout's payout (manual rail) is failed by the merchant after the customer
+    confirmed: the endpoint gets ``checkout.failed`` in the body shape of
+    ``checkout.succeeded``; another payout's failure is not sent (its delivery is canceled)."""
+    database = Database(fresh_database_url)
+    await database.open()
+    try:
+        tenant = await make_tenant(database, "USD")
+    finally:
+        await database.close()
+    mode = "auto" if backend == "sqlite" else "on"
+    example = FACTS["request"]["example"]
+    customer = example["customer_id"]
+    with (
+        running_receiver() as receiver,
+        start_server(fresh_database_url, tmp_path, workers=1, KASSA_WORKER=mode) as running,
+    ):
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=60
+        ) as api:
+            hook = await api.post(
+                "/v1/webhook-endpoints", json={"url": receiver.url, "format": "soap"}
+            )
+            assert hook.status_code == 201, hook.text
+            secret = hook.json()["secret"]
+            await set_options(api, OPTION)
+            wallet = await create_wallet(api, "USD", customer_id=customer)
+            await deposit(api, wallet["id"], 50_000)
+            instrument = await add_instrument(api, customer)
+            # A payout of the merchant's own (no checkout) that fails: not Soap's business.
+            other = await api.post(
+                "/v1/payouts",
+                json={
+                    "wallet_id": wallet["id"],
+                    "amount": 1_000,
+                    "payment_option": "BANK_TRANSFER",
+                    "instrument_id": instrument["id"],
+                    "reference": "order-1042",
+                },
+            )
+            assert other.status_code == 201, other.text
+            for status in ("PENDING", "PROCESSING", "FAILED"):
+                moved = await api.post(
+                    f"/v1/payouts/{other.json()['id']}/status",
+                    json={"status": status, "reason": "ACCOUNT_CLOSED"}
+                    if status == "FAILED"
+                    else {"status": status},
+                )
+                assert moved.status_code == 200, moved.text
+            # The customer withdraws through the Soap checkout's page.
+            made = await api.post(
+                "/compat/soap" + FACTS["path"], json=example, headers={"Authorization": tenant.key}
+            )
+            assert made.status_code == 200, made.text
+            url = made.json()["url"]
+            page = await api.get(url)
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            method = re.search(r'name="method" value="([^"]+)"', page.text)
+            assert csrf is not None
+            assert method is not None
+            form = {"csrf": csrf[1], "amount": "25", "method": method[1], "action": "confirm"}
+            done = await api.post(url, data=form)
+            assert "Withdrawal confirmed" in done.text, done.text
+            assert await asyncio.to_thread(receiver.wait_for, 1, 60), running.log_path.read_text()
+            # The rail (here the merchant's back office, manual) reports the payout failed.
+            (checkout,) = (await api.get("/v1/checkouts", params={"customer_id": customer})).json()[
+                "data"
+            ]
+            failed = await api.post(
+                f"/v1/payouts/{checkout['payout_id']}/status",
+                json={"status": "FAILED", "reason": "ACCOUNT_CLOSED"},
+            )
+            assert failed.status_code == 200, failed.text
+            assert await asyncio.to_thread(receiver.wait_for, 2, 60), running.log_path.read_text()
+            events = (await api.get("/v1/events", params={"type": "payout.failed"})).json()
+            (unrelated,) = [e for e in events["data"] if e["data"]["reference"] == "order-1042"]
+            assert await _settled_delivery(api, unrelated["id"]) == "canceled"
+            wallet_now = (await api.get(f"/v1/wallets/{wallet['id']}")).json()
+    assert len(receiver.received) == 2, [request.body for request in receiver.received]
+    sent = [_verified(request, secret) for request in receiver.received]
+    by_type = {event["type"]: event for event in sent}
+    assert sorted(by_type) == ["checkout.failed", "checkout.succeeded"]
+    failure = by_type["checkout.failed"]
+    succeeded = by_type["checkout.succeeded"]
+    assert failure["event_id"] != succeeded["event_id"]
+    assert failure["data"] == {
+        "id": made.json()["id"],
+        "type": "withdrawal",
+        "charge": {
+            "id": checkout["payout_id"],
+            "status": "failed",
+            "amount_cents": 2_500,
+            "transaction_type": "debit",
+        },
+        "customer": {"id": customer},
+        "line_items": [],
+        "line_items_total_amount_cents": None,
+    }
+    assert {**succeeded["data"], "charge": None} == {**failure["data"], "charge": None}
+    # Both payouts failed: their holds were released.
+    assert wallet_now["held_balance"] == 0

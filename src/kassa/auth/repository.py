@@ -127,6 +127,18 @@ async def set_checkout_frame_ancestors(
     )
 
 
+async def set_checkout_added_instruments(
+    conn: AsyncConnection, tenant_id: uuid.UUID, policy: str
+) -> None:
+    """How instruments added on the hosted page are marked; ``unverified`` is stored as NULL,
+    the column's default."""
+    await conn.execute(
+        update(tenants)
+        .where(tenants.c.id == tenant_id)
+        .values(checkout_added_instruments=None if policy == "unverified" else policy)
+    )
+
+
 async def set_sca_policy(
     conn: AsyncConnection, tenant_id: uuid.UUID, policy: dict[str, Any] | None
 ) -> None:

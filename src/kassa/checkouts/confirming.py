@@ -1,10 +1,12 @@
-"""A confirmed (or bank-account-adding) submit of the hosted page: the payout created,
-moved to PENDING (with SCA on the page when the policy asks) and PROCESSING under the
-session's keys, the session closed, the outcome shown."""
+"""A confirmed submit of the hosted page: the payout created, moved to PENDING (with SCA on the
+page when the policy asks) and PROCESSING under the session's keys, the session closed, the
+outcome (amount, fee and total) shown. A reviewed one (the page without JavaScript) checks the
+same amount and method and shows the fee and total, moving nothing."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +18,9 @@ from kassa.auth import repository as auth_repository
 from kassa.auth.scopes import CUSTOMER_SCOPES
 from kassa.auth.service import Principal
 from kassa.checkouts import render, service
+from kassa.checkouts.payout_reference import payout_reference
 from kassa.idempotency import service as idempotency
 from kassa.instruments import service as instruments
-from kassa.instruments.schemas import NewInstrument
 from kassa.kit.errors import KassaError
 from kassa.kit.money import currency_exponent, major_to_minor
 from kassa.payouts import actions
@@ -30,30 +32,21 @@ from kassa.state import AppState
 from kassa.wallets import service as wallets
 
 
-async def add_iban(
-    state: AppState, row: Row[Any], secret: str, form: dict[str, str], now: datetime
-) -> Response:
-    """A bank account added by the customer: checked, stored masked, unverified until the
-    merchant verifies it (then it is offered)."""
-    holder = form.get("holder_name", "").strip()
-    try:
-        body = NewInstrument(type="SEPA_BANK_ACCOUNT", holder_name=holder, iban=form.get("iban"))
-        async with state.db.write() as conn:
-            made = await instruments.create(
-                conn, row.tenant_id, row.customer_id, body, state.box, now
-            )
-    except (KassaError, ValueError) as error:
-        message = "Check the IBAN and the account holder's name."
-        if isinstance(error, KassaError) and error.errors:
-            message = "; ".join(item["message"] for item in error.errors)
-        return await render.form_page(state, row, secret, 422, iban_error=message, holder=holder)
-    added = f"Added {made.display}: it can be used once it is verified."
-    return await render.form_page(state, row, secret, 200, added=added)
+@dataclass(frozen=True)
+class Entered:
+    """What the customer submitted, checked: the amount within the session's limit, and the
+    payout method (option code and instrument)."""
+
+    amount: int
+    code: str
+    instrument_id: uuid.UUID
+    tenant: Row[Any]
 
 
-async def confirm(
+async def _entered(
     state: AppState, row: Row[Any], secret: str, form: dict[str, str], now: datetime
-) -> Response:
+) -> Entered | Response:
+    """The submit's amount and method, or the form again with what is wrong."""
     chosen = form.get("method", "")
     typed = form.get("amount", "").strip()
     try:
@@ -89,6 +82,37 @@ async def confirm(
             chosen=chosen,
         )
     assert tenant is not None
+    return Entered(amount, code, instrument_id, tenant)
+
+
+async def review(
+    state: AppState, row: Row[Any], secret: str, form: dict[str, str], now: datetime
+) -> Response:
+    """The form again with the fee and total of what was entered (the page without JavaScript
+    shows them this way before the customer confirms); nothing is created."""
+    entered = await _entered(state, row, secret, form, now)
+    if not isinstance(entered, Entered):
+        return entered
+    return await render.form_page(
+        state,
+        row,
+        secret,
+        200,
+        amount=form.get("amount", "").strip(),
+        chosen=form.get("method", ""),
+        notice="Check the fee and the total, then confirm the withdrawal.",
+    )
+
+
+async def confirm(
+    state: AppState, row: Row[Any], secret: str, form: dict[str, str], now: datetime
+) -> Response:
+    chosen = form.get("method", "")
+    typed = form.get("amount", "").strip()
+    entered = await _entered(state, row, secret, form, now)
+    if not isinstance(entered, Entered):
+        return entered
+    amount, tenant = entered.amount, entered.tenant
     principal = Principal(
         row.tenant_id,
         row.id,
@@ -104,9 +128,9 @@ async def confirm(
             wallet_id=row.wallet_id,
             amount=amount,
             currency=row.currency,
-            payment_option=code,
-            instrument_id=instrument_id,
-            reference=f"checkout-{row.id}",
+            payment_option=entered.code,
+            instrument_id=entered.instrument_id,
+            reference=payout_reference(row.id),
             description="Withdrawal (hosted page)",
         )
     except ValueError:
@@ -187,6 +211,8 @@ async def confirm(
         tenant.checkout_frame_ancestors,
         title="Withdrawal confirmed",
         amount=render.money(payout.amount, row.currency, row.locale),
+        fee=render.money(payout.fee_total, row.currency, row.locale),
+        total=render.money(payout.total, row.currency, row.locale),
         destination=shown.display if shown is not None else "your account",
         return_url=render.back(row, "completed"),
         merchant=tenant.name,

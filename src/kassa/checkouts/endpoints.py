@@ -75,12 +75,12 @@ async def create_checkout(request: Request, principal: CheckoutsWrite) -> Respon
 
 @router.get("/settings", **doc(PageSettings, 200, summary="Get the hosted page's settings"))
 async def get_settings(request: Request, principal: CheckoutsRead) -> Response:
-    """The origins that may frame the hosted page (none by default)."""
+    """The origins that may frame the hosted page (none by default), and how instruments added
+    on it are marked (``unverified`` by default)."""
     state = app_state(request)
     async with state.db.read() as conn:
         tenant = await auth_repository.get_tenant(conn, principal.tenant_id)
-    origins = list(tenant.checkout_frame_ancestors or []) if tenant is not None else []
-    return json_response(PageSettings(frame_ancestors=origins))
+    return json_response(service.page_settings(tenant))
 
 
 @router.put(
@@ -89,7 +89,8 @@ async def get_settings(request: Request, principal: CheckoutsRead) -> Response:
     **doc(PageSettings, 200, 422, summary="Set the hosted page's settings"),
 )
 async def put_settings(request: Request, principal: CheckoutsWrite) -> Response:
-    """Replace the origins that may frame the hosted page (its CSP ``frame-ancestors``)."""
+    """Replace the origins that may frame the hosted page (its CSP ``frame-ancestors``) and
+    how instruments added on it are marked (a member left out takes its default)."""
     raw = await read_body(request)
     body = parse_json(raw, PageSettings)
     state = app_state(request)
@@ -98,6 +99,9 @@ async def put_settings(request: Request, principal: CheckoutsWrite) -> Response:
     async def work(conn: AsyncConnection) -> tuple[int, BaseModel]:
         await auth_repository.set_checkout_frame_ancestors(
             conn, principal.tenant_id, body.frame_ancestors
+        )
+        await auth_repository.set_checkout_added_instruments(
+            conn, principal.tenant_id, body.added_instruments
         )
         return 200, body
 

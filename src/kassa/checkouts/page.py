@@ -1,5 +1,6 @@
 """The hosted withdrawal page at a checkout session's ``url``: server-rendered (Jinja2), whole
-without JavaScript (a small script only keeps the fee and total live).
+without JavaScript (a small script only keeps the fee and total live; without it, *Show fee
+and total* asks the server for them, and every re-rendered form shows them).
 
 Confirming creates the payout (reference ``checkout-<id>``, so a session pays out once), moves
 it to PENDING (asking for a TOTP code on the page when the tenant's SCA policy says so) and to
@@ -7,7 +8,8 @@ PROCESSING, closes the session, shows the outcome and sends the customer on to
 ``return_url`` with ``checkout_id`` and ``status`` (``confirming``; the pages are
 ``render``'s). Each step runs under an Idempotency-Key of the session, so a replayed or
 double-clicked submit moves money once. A link with a wrong secret shows the same page as one
-naming no session; a used or expired session says so and moves nothing.
+naming no session; a used or expired session says so and moves nothing. The customer may add
+a bank account or a card (``adding``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.engine import Row
 
-from kassa.checkouts import confirming, render, repository, service
+from kassa.checkouts import adding, confirming, render, repository, service
 from kassa.kit.errors import KassaError
 from kassa.kit.http import read_body
 from kassa.state import AppState, app_state
@@ -79,5 +81,9 @@ async def submit(request: Request, checkout_id: str, secret: str) -> Response:
     if closed is not None:
         return closed
     if form.get("action") == "add_iban":
-        return await confirming.add_iban(state, row, secret, form, now)
+        return await adding.add_iban(state, row, secret, form, now)
+    if form.get("action") == "add_card":
+        return await adding.add_card(state, row, secret, form, now)
+    if form.get("action") == "review":
+        return await confirming.review(state, row, secret, form, now)
     return await confirming.confirm(state, row, secret, form, now)

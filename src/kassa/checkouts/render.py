@@ -4,6 +4,7 @@ session's locale, and the form, closed and invalid-link pages."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,9 +19,10 @@ from sqlalchemy.engine import Row
 from kassa.auth import repository as auth_repository
 from kassa.checkouts import service
 from kassa.instruments import service as instruments
-from kassa.kit.money import currency_exponent, minor_to_major
+from kassa.kit.errors import KassaError
+from kassa.kit.money import currency_exponent, major_to_minor, minor_to_major
 from kassa.payouts import options
-from kassa.payouts.schemas import FeeRule
+from kassa.payouts.schemas import FeeRule, PaymentOptions
 from kassa.state import AppState
 from kassa.wallets import service as wallets
 
@@ -35,6 +37,18 @@ OPTION_LABELS = {
     "PAYSAFECASH": "Paysafecash",
     "PAGO_EFECTIVO": "PagoEfectivo",
 }
+
+
+@dataclass(frozen=True)
+class Adding:
+    """One of the add-an-instrument forms after its submit: which one (``iban`` or ``card``),
+    what was added, each field's error, and the fields typed back. A card number or IBAN is
+    never typed back."""
+
+    form: str
+    added: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
 
 
 def headers(return_url: str | None, frame_ancestors: list[str] | None = None) -> dict[str, str]:
@@ -129,9 +143,8 @@ async def form_page(
     amount: str = "",
     chosen: str = "",
     sca_event: uuid.UUID | None = None,
-    added: str | None = None,
-    iban_error: str | None = None,
-    holder: str = "",
+    notice: str | None = None,
+    adding: Adding | None = None,
 ) -> HTMLResponse:
     now = state.clock.now()
     async with state.db.read() as conn:
@@ -161,6 +174,7 @@ async def form_page(
             )
     waiting = [item.display for item in owned.data if item.status != "verified"]
     exponent = currency_exponent(row.currency)
+    fee_shown, total_shown = fee_and_total(tenant_options, row, amount, chosen)
     return html(
         "page.html",
         status,
@@ -180,13 +194,13 @@ async def form_page(
         amount_error=amount_error,
         amount=amount,
         chosen=chosen,
-        fee_shown="-",
-        total_shown="-",
+        fee_shown=fee_shown,
+        total_shown=total_shown,
         sca_event=sca_event,
+        notice=notice,
         waiting=waiting,
-        added=added,
-        iban_error=iban_error,
-        holder=holder,
+        iban=adding if adding is not None and adding.form == "iban" else Adding("iban"),
+        card=adding if adding is not None and adding.form == "card" else Adding("card"),
         merchant=tenant.name if tenant is not None else "the merchant",
         experience=row.experience,
         lang=row.locale.split("_")[0],
@@ -198,6 +212,26 @@ def limit_of(row: Row[Any], available: int) -> int:
         return int(row.fixed_amount)
     cap = available if row.max_amount is None else min(int(row.max_amount), available)
     return max(cap, 0)
+
+
+def fee_and_total(
+    tenant_options: PaymentOptions, row: Row[Any], typed: str, chosen: str
+) -> tuple[str, str]:
+    """The fee and total of the amount typed (or the session's fixed one) paid out by the
+    method chosen, by the payout's own fee code; ``-`` while either is missing or refused."""
+    try:
+        amount = (
+            int(row.fixed_amount)
+            if row.fixed_amount is not None
+            else major_to_minor(typed.strip(), row.currency)
+        )
+        option = options.find_option(tenant_options, chosen.partition(":")[0])
+        fee = options.fee_for(option, amount)
+    except KassaError:
+        return "-", "-"
+    if amount <= 0:
+        return "-", "-"
+    return money(fee, row.currency, row.locale), money(amount + fee, row.currency, row.locale)
 
 
 def fee_text(fee: FeeRule, currency: str, locale: str) -> str:

@@ -61,9 +61,13 @@ class IssuedCheckout(CheckoutOut):
     client_secret: str = Field(description="the page's secret (in its url), shown this once")
 
 
+AddedInstruments = Literal["unverified", "verified"]
+
+
 class PageSettings(BaseModel):
-    """How the tenant's hosted page may be shown: the origins that may frame it (a webview's
-    or the merchant's own page; none by default)."""
+    """The tenant's hosted page: the origins that may frame it (a webview's or the merchant's
+    own page; none by default), and how a bank account or card the customer adds on the page is
+    marked (``PUT`` replaces both: a member left out takes its default)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +75,11 @@ class PageSettings(BaseModel):
         Annotated[str, StringConstraints(pattern=r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$")]
     ] = Field(
         default_factory=list, max_length=10, description="https origins, e.g. https://shop.example"
+    )
+    added_instruments: AddedInstruments = Field(
+        default="unverified",
+        description="unverified: an instrument added on the page is shown, not offered, until"
+        " the merchant verifies it; verified: it is verified as it is added, and offered at once",
     )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.checkouts import repository
-from kassa.checkouts.schemas import CheckoutOut, IssuedCheckout, NewCheckout
+from kassa.checkouts.schemas import CheckoutOut, IssuedCheckout, NewCheckout, PageSettings
 from kassa.events import service as events
 from kassa.kit.db import Database
 from kassa.kit.errors import KassaError, NotFound, ValidationFailed
@@ -62,6 +62,16 @@ def shown(row: Row[Any], now: datetime) -> CheckoutOut:
         created_at=row.created_at,
         expires_at=row.expires_at,
         completed_at=row.completed_at,
+    )
+
+
+def page_settings(tenant: Row[Any] | None) -> PageSettings:
+    """The tenant's page settings as stored (NULL columns: their defaults)."""
+    if tenant is None:
+        return PageSettings()
+    return PageSettings(
+        frame_ancestors=list(tenant.checkout_frame_ancestors or []),
+        added_instruments=tenant.checkout_added_instruments or "unverified",
     )
 
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 EVENT_TYPES = frozenset(get_args(EventType))
 ALL_EVENTS = "*"
-# What a Soap-format endpoint is sent: a checkout's outcome.
-SOAP_EVENTS = frozenset({"checkout.completed", "checkout.expired"})
+# What a Soap-format endpoint is sent: a checkout's outcome (payout.failed only for a payout a
+# checkout made, sent as checkout.failed: kassa.webhooks.soap_format).
+SOAP_EVENTS = frozenset({"checkout.completed", "checkout.expired", "payout.failed"})
 # What a Paysafe-format endpoint is sent: a withdrawal's status changes.
 PAYSAFE_EVENTS = frozenset(
     {

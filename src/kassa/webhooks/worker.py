@@ -43,7 +43,15 @@ from kassa.kit.db import Database
 from kassa.kit.dberrors import error_summary
 from kassa.kit.errors import KassaError, ServiceUnavailable
 from kassa.kit.secretbox import SecretBox, SecretKeyError
-from kassa.webhooks import paysafe_format, queue_repository, repository, schedule, sending, urls
+from kassa.webhooks import (
+    paysafe_format,
+    queue_repository,
+    repository,
+    schedule,
+    sending,
+    soap_format,
+    urls,
+)
 from kassa.webhooks.queue_repository import Claim, Details, NewAttempt
 from kassa.webhooks.sending import INTERNAL_FAILURE, Claimed, Outcome
 
@@ -130,7 +138,8 @@ class Worker:
     async def _load(self, claims: list[Claim], now: datetime) -> list[Claimed]:
         """What each claimed delivery needs to be sent. A delivery that cannot be loaded (one
         bad row fails the batch's query: then each is loaded on its own) fails its attempt
-        inside Kassa; one whose endpoint was disabled or deleted is canceled."""
+        inside Kassa; one whose endpoint was disabled or deleted is canceled, and so is one
+        a Soap-format endpoint has no Soap event for (another payout's ``payout.failed``)."""
         failed: dict[int, str] = {}
         try:
             async with self.db.read() as conn:
@@ -159,6 +168,10 @@ class Worker:
                 claimed.append(sending.broken(claim, fault))
             elif not details.enabled or details.deleted_at is not None:
                 canceled.append(claim)
+            elif details.format == "soap" and not soap_format.sends(
+                details.event_type, details.data
+            ):
+                canceled.append(claim)  # a payout no checkout made: nothing to tell Soap
             else:
                 try:
                     claimed.append(sending.ready(details, claim, self.box, now, types))
@@ -192,9 +205,9 @@ class Worker:
         return types
 
     async def _cancel(self, canceled: list[Claim], now: datetime) -> None:
-        """Cancel deliveries to an endpoint disabled or deleted since they were made, giving
-        back the attempt number claimed for them (a failure here: the lease ends, they come
-        back and are canceled then)."""
+        """Cancel deliveries to an endpoint disabled or deleted since they were made (or with
+        nothing to send in its format), giving back the attempt number claimed for them (a
+        failure here: the lease ends, they come back and are canceled then)."""
         try:
             async with self.db.write() as conn:
                 for claim in canceled:

@@ -1,5 +1,6 @@
 // Recomputes the fee and total as the customer types or picks a method (the server computes
-// them again on submit; without JavaScript the page works the same, without the live total).
+// them again on submit; without JavaScript the page works the same, and its "Show fee and
+// total" button has the server show them).
 (function () {
   "use strict";
   var amount = document.getElementById("amount");
@@ -8,6 +9,9 @@
   var totalOut = document.getElementById("total");
   var form = document.querySelector("form");
   if (!feeOut || !totalOut || !form) { return; }
+  // The live total makes the server's "Show fee and total" needless: Enter confirms again.
+  var review = document.getElementById("review");
+  if (review) { review.remove(); }
   var exponent = parseInt((amount && amount.dataset.exponent) || "2", 10);
   var currency = (document.querySelector("label[for=amount]") || {}).textContent || "";
   currency = (currency.match(/\(([A-Z]{3})\)/) || [null, ""])[1];
