@@ -311,6 +311,9 @@ def _measure_sandbox(
         finally:
             if worker is not None:
                 stop_server(worker)
+    if left:  # what the worker said may tell why it fell behind
+        for line in (work / "worker.log").read_text(errors="replace").splitlines()[-20:]:
+            log(f"worker: {line}")
     settled = Settled(
         clients=clients,
         handed=handed,

@@ -5,6 +5,10 @@ with two workers racing, and a pass settles its due payouts concurrently, up to 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ from kassa.payouts.connectors import Connector, Manual, Outcome, PayoutRef, Sand
 from kassa.payouts.lifecycle import RECOVER_AFTER
 from kassa.payouts.tables import sandbox_submissions
 from kassa.payouts.worker import PayoutWorker
-from tests.helpers import make_tenant, start_server
+from tests.helpers import kassa_env, make_tenant, start_server
 from tests.payouts.conftest import BANK_TRANSFER, Setup, move, preview, ready
 
 DELAY = timedelta(seconds=5)
@@ -258,6 +262,58 @@ async def test_kassa_serve_settles_sandbox_payouts_itself(
                 await asyncio.sleep(0.1)  # polling the API for the worker's result
             assert shown["status"] == "FAILED", server.log_path.read_text()[-2000:]
             assert shown["status_reason"] == "INSUFFICIENT_FUNDS_AT_BANK"
+            wallet = (await api.get(f"/v1/wallets/{setup.wallet['id']}")).json()
+            assert wallet["held_balance"] == 0
+
+
+def _start_worker(database_url: str, folder: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kassa", "worker", "--idle-seconds", "0.1"],
+        cwd=folder,
+        env=kassa_env(database_url, KASSA_SANDBOX_DELAY_SECONDS="0"),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def test_a_kassa_worker_process_settles_sandbox_payouts(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """``kassa worker`` beside a server that does no work itself: its outcome is recorded
+    through the payout engine (on PostgreSQL the SQL function, on the process's own pool)."""
+    db = Database(fresh_database_url)
+    await db.open()
+    try:
+        tenant = await make_tenant(db)
+    finally:
+        await db.close()
+    with start_server(fresh_database_url, tmp_path, workers=1, KASSA_WORKER="off") as server:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=30
+        ) as api:
+            setup = await ready(api, 10_000, SANDBOX)
+            payout = await preview(api, setup, 1_013)
+            for status in ("PENDING", "PROCESSING"):
+                assert (await move(api, payout["id"], status)).status_code == 200
+            log_path = tmp_path / "worker.log"
+            worker = _start_worker(fresh_database_url, tmp_path, log_path)
+            try:
+                deadline = time.monotonic() + 60
+                shown = payout
+                while time.monotonic() < deadline:
+                    shown = (await api.get(f"/v1/payouts/{payout['id']}")).json()
+                    if shown["status"] != "PROCESSING":
+                        break
+                    await asyncio.sleep(0.1)  # polling the API for the worker's result
+            finally:
+                os.killpg(worker.pid, signal.SIGTERM)
+                code = worker.wait(timeout=60)
+            log = log_path.read_text()
+            assert shown["status"] == "FAILED", log[-2000:]
+            assert shown["status_reason"] == "INSUFFICIENT_FUNDS_AT_BANK"
+            assert code == 0, log[-2000:]
+            assert "payout_work_failed" not in log
             wallet = (await api.get(f"/v1/wallets/{setup.wallet['id']}")).json()
             assert wallet["held_balance"] == 0
 

@@ -77,6 +77,7 @@ def worker(
             loop.add_signal_handler(signum, stop.set)
         db = Database(checked.database_url, pool_size=2)
         try:
+            await db.open()  # the pool of the payout engine's SQL functions, on PostgreSQL
             typer.echo(f"kassa: worker {os.getpid()} delivering webhooks, moving payouts", err=True)
             await workers.run(
                 db,
