@@ -139,7 +139,7 @@ async def test_with_the_verified_policy_a_card_added_on_the_page_pays_out_at_onc
     assert await choice.count() == 1
     await page.fill("#amount", "10")
     await choice.check()
-    assert await page.locator("#fee").inner_text() == "1.00 EUR"
+    assert await page.locator("#fee").inner_text() == "€1.00"
     await page.click("button[value=confirm]")
     main = await page.locator("main").inner_text()
     assert "VISA \u2022\u2022\u2022\u2022 1111" in main

@@ -104,10 +104,27 @@ async def test_with_javascript_the_live_total_replaces_the_button(
     assert await page.locator("#review").count() == 0
     await page.fill("#amount", "20")
     await page.check("input[name=method]")
-    assert await page.locator("#total").inner_text() == "20.70 EUR"
+    assert await page.locator("#total").inner_text() == "€20.70"
     # Enter in the amount confirms, as before the button existed.
     await page.press("#amount", "Enter")
     assert await page.locator("#done-total").inner_text() == "€20.70"
     await page.wait_for_url(re.compile(re.escape(merchant_site.url) + r"\?"))
     assert await shop.held() == 2_070
+    await page.context.close()
+
+
+async def test_the_live_total_is_written_as_the_server_writes_it_in_the_pages_language(
+    shop: Shop, browser: Browser, merchant_site: Merchant
+) -> None:
+    """In German the server writes "56,56 €"; the total shown live must read the same, so the
+    figure does not change its look when the customer confirms."""
+    checkout = await shop.checkout(merchant_site.url, locale="de")
+    page = await _open(browser, checkout["url"])
+    assert await page.locator("html").get_attribute("lang") == "de"
+    await page.fill("#amount", "55.50")
+    await page.check("input[name=method]")
+    live = await page.locator("#total").inner_text()
+    await page.press("#amount", "Enter")
+    assert await page.locator("#done-total").inner_text() == live
+    assert live.replace("\xa0", " ") == "56,56 €"  # 55.50 + 0.50 + 1 %
     await page.context.close()

@@ -45,8 +45,8 @@ async def test_the_customer_withdraws_and_lands_back_at_the_shop(
     await page.fill("#amount", "12.5")
     await page.check("input[name=method]")
     # The fee (0.50 + 1 % of 12.50, rounded half up: 0.63) and the total, live.
-    assert await page.locator("#fee").inner_text() == "0.63 EUR"
-    assert await page.locator("#total").inner_text() == "13.13 EUR"
+    assert await page.locator("#fee").inner_text() == "€0.63"
+    assert await page.locator("#total").inner_text() == "€13.13"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "checkout-desktop.png"), full_page=True)
     await page.click("button[value=confirm]")

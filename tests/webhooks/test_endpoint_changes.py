@@ -138,3 +138,28 @@ async def test_event_types_dropped_cancel_their_pending_deliveries(
     assert [d["status"] for d in await deliveries_of(hooks.api, credited)] == ["pending"]
     await change(hooks, endpoint["id"], {"event_types": ["*"]})  # widening cancels nothing
     assert [d["status"] for d in await deliveries_of(hooks.api, credited)] == ["pending"]
+
+
+@pytest.mark.parametrize("endpoint_format", ["paysafe", "soap"])
+async def test_a_dialect_format_refuses_kassa_events_alike_on_create_and_change(
+    hooks: Hooks, endpoint_format: str
+) -> None:
+    """An endpoint in a dialect's format takes only that dialect's events: asked for another on
+    creation or on a change, the refusal names the same field with the same code."""
+    created = await hooks.api.post(
+        "/v1/webhook-endpoints",
+        json={"url": PUBLIC_HTTPS, "format": endpoint_format, "event_types": ["wallet.credited"]},
+    )
+    assert created.status_code == 422, created.text
+    endpoint = await hooks.endpoint(PUBLIC_HTTPS, format=endpoint_format)
+    changed = await hooks.api.patch(
+        f"/v1/webhook-endpoints/{endpoint['id']}", json={"event_types": ["wallet.credited"]}
+    )
+    assert changed.status_code == 422, changed.text
+    for refused in (created.json(), changed.json()):
+        assert refused["code"] == "validation_failed"
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [
+            ("event_types", "format_event_types")
+        ]
+    shown = await hooks.api.get(f"/v1/webhook-endpoints/{endpoint['id']}")
+    assert shown.json()["event_types"] == endpoint["event_types"]

@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -67,28 +68,38 @@ class NewEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url = Field(description="https URL the events are POSTed to")
-    event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
-    description: Description | None = None
-    enabled: bool = True
+    # Before event_types, which are checked against it.
     format: Literal["standard", "paysafe", "soap"] = Field(
         default="standard",
         description="standard: Standard Webhooks (every event); paysafe: Paysafe's transaction"
         " update for each payout status change, signed with `Signature`; soap: Soap's checkout"
         " webhooks, signed with `SOAP-WEBHOOK-SIGNATURE`",
     )
+    event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
+    description: Description | None = None
+    enabled: bool = True
+
+    @field_validator("event_types")
+    @classmethod
+    def _formats_take_their_events(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """A dialect's format takes only its own events (the refusal names ``event_types``, as
+        ``PATCH`` names it)."""
+        endpoint_format = info.data.get("format")
+        allowed = FORMAT_EVENTS.get(endpoint_format) if endpoint_format else None
+        if allowed is not None and value != [ALL_EVENTS] and not set(value) <= allowed:
+            raise PydanticCustomError(
+                "format_event_types",
+                "a {format} endpoint takes only {allowed}",
+                {"format": endpoint_format, "allowed": ", ".join(sorted(allowed))},
+            )
+        return value
 
     @model_validator(mode="after")
     def _formats_send_their_events(self) -> NewEndpoint:
+        """'*' on a dialect's format: every event it takes."""
         allowed = FORMAT_EVENTS.get(self.format)
-        if allowed is not None:
-            if self.event_types == [ALL_EVENTS]:
-                self.event_types = sorted(allowed)
-            elif not set(self.event_types) <= allowed:
-                raise PydanticCustomError(
-                    "format_event_types",
-                    "a {format} endpoint takes only {allowed}",
-                    {"format": self.format, "allowed": ", ".join(sorted(allowed))},
-                )
+        if allowed is not None and self.event_types == [ALL_EVENTS]:
+            self.event_types = sorted(allowed)
         return self
 
 

@@ -103,9 +103,7 @@ async def change_endpoint(
             message = f"a {endpoint.format} endpoint takes only {', '.join(sorted(allowed))}"
             raise ValidationFailed(
                 message,
-                errors=[
-                    {"field": "event_types", "code": "paysafe_event_types", "message": message}
-                ],
+                errors=[{"field": "event_types", "code": "format_event_types", "message": message}],
             )
     values = change.model_dump(include=change.model_fields_set)
     if change.enabled is not None:

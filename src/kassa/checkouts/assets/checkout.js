@@ -23,9 +23,19 @@
     while (frac.length < exponent) { frac += "0"; }
     return BigInt(m[1] + frac);
   }
+  // In the currency's own format for the page's language, as the server shows amounts (both
+  // from CLDR); the exact decimal string is formatted, never a float.
+  var money = null;
+  try {
+    money = currency ? new Intl.NumberFormat(document.documentElement.lang || "en", {
+      style: "currency", currency: currency,
+      minimumFractionDigits: exponent, maximumFractionDigits: exponent
+    }) : null;
+  } catch (e) { money = null; }
   function shown(value) {
     var s = value.toString().padStart(exponent + 1, "0");
     var major = exponent ? s.slice(0, -exponent) + "." + s.slice(-exponent) : s;
+    if (money) { return money.format(major); }
     return currency ? major + " " + currency : major;
   }
   function update() {
