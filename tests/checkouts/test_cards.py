@@ -10,10 +10,12 @@ values: caught (the refused number back in the page).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from playwright.async_api import Browser, Page
 
 from tests.checkouts.conftest import OPTIONS, Merchant, Shop
@@ -168,3 +170,51 @@ async def test_with_the_verified_policy_an_iban_added_on_the_page_is_offered_at_
     methods = await page.locator("fieldset").first.inner_text()
     assert "FR14 \u2022\u2022\u2022\u2022 2606" in methods
     await page.context.close()
+
+
+async def test_an_add_form_sent_again_or_twice_at_once_adds_one_instrument(
+    shop: Shop, merchant_site: Merchant
+) -> None:
+    """A refreshed or replayed add form, and one sent twice at once (two tabs, a retrying
+    proxy), add the account once; the page says it is there already. The same card with
+    another expiry is another instrument."""
+    checkout = await shop.checkout(merchant_site.url)
+    customer = shop.wallet["customer_id"]
+
+    async def listed() -> list[dict[str, Any]]:
+        found = await shop.api.get(f"/v1/customers/{customer}/instruments")
+        data: list[dict[str, Any]] = found.json()["data"]
+        return data
+
+    before = len(await listed())
+    async with httpx.AsyncClient(timeout=30) as client:
+        form = await client.get(checkout["url"])
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+        assert csrf is not None
+        iban = {"csrf": csrf[1], "action": "add_iban", "holder_name": "Ada Lovelace"}
+        first = await client.post(
+            checkout["url"], data={**iban, "iban": "FR1420041010050500013M02606"}
+        )
+        again = await client.post(
+            checkout["url"], data={**iban, "iban": "fr14 2004 1010 0505 0001 3m02 606"}
+        )
+        assert first.status_code == again.status_code == 200
+        assert "Added" in first.text
+        assert "is added already" in again.text
+        assert len(await listed()) == before + 1
+        card = {
+            "csrf": csrf[1],
+            "action": "add_card",
+            "holder_name": "Ada Lovelace",
+            "card_number": GOOD,
+            "expiry_month": "12",
+            "expiry_year": str(datetime.now(UTC).year + 3),
+        }
+        both = await asyncio.gather(*(client.post(checkout["url"], data=card) for _ in range(2)))
+        assert [response.status_code for response in both] == [200, 200]
+        assert sorted("is added already" in response.text for response in both) == [False, True]
+        assert len(await listed()) == before + 2
+        renewed = {**card, "expiry_year": str(datetime.now(UTC).year + 4)}
+        assert "Added" in (await client.post(checkout["url"], data=renewed)).text
+    cards = [item for item in await listed() if item["type"] == "CARD"]
+    assert len(cards) == 2

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Row
 
 from kassa.auth import repository as auth_repository
-from kassa.checkouts import render, service
+from kassa.checkouts import render, repository, service
 from kassa.instruments import service as instruments
 from kassa.instruments.schemas import InstrumentOut, NewInstrument
 from kassa.kit.errors import KassaError
@@ -78,19 +78,30 @@ async def add_card(
 
 async def _store(
     state: AppState, row: Row[Any], body: NewInstrument, now: datetime
-) -> InstrumentOut:
+) -> tuple[InstrumentOut, bool]:
     """The instrument made for the session's customer, verified at once if the tenant says
-    so: one unit of work, so it is never seen unverified by a policy that verifies."""
+    so: one unit of work, so it is never seen unverified by a policy that verifies. One the
+    customer has already (a form sent again, or the same account typed twice) is not added
+    again: that one, and False. The session's row is held meanwhile, so two sends at once take
+    turns and the second finds the first's."""
     async with state.db.write() as conn:
+        await repository.lock_checkout(conn, row.id)
         tenant = await auth_repository.get_tenant(conn, row.tenant_id)
-        made = await instruments.create(conn, row.tenant_id, row.customer_id, body, state.box, now)
-        if service.page_settings(tenant).added_instruments == "verified":
+        made, added = await instruments.create_once(
+            conn, row.tenant_id, row.customer_id, body, state.box, now
+        )
+        policy = service.page_settings(tenant).added_instruments
+        if added and policy == "verified":
             made = await instruments.verify(conn, row.tenant_id, row.customer_id, made.id, now)
-    return made
+    return made, added
 
 
-def _added(form: str, made: InstrumentOut) -> render.Adding:
-    if made.status == "verified":
+def _added(form: str, stored: tuple[InstrumentOut, bool]) -> render.Adding:
+    made, added = stored
+    if not added:
+        usable = "you can choose it" if made.status == "verified" else "it awaits verification"
+        said = f"{made.display} is added already: {usable}."
+    elif made.status == "verified":
         said = f"Added {made.display}: you can choose it now."
     else:
         said = f"Added {made.display}: it can be used once it is verified."

@@ -26,6 +26,14 @@ async def get_checkout(
     return (await conn.execute(statement)).first()
 
 
+async def lock_checkout(conn: AsyncConnection, checkout_id: uuid.UUID) -> None:
+    """Hold the session's row until the unit of work ends, so that two sends of one form on it
+    take turns (on SQLite every write takes its turn anyway)."""
+    await conn.execute(
+        select(checkouts.c.id).where(checkouts.c.id == checkout_id).with_for_update()
+    )
+
+
 async def list_checkouts(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,

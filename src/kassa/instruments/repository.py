@@ -63,6 +63,26 @@ async def live_instrument(
     return None if row is None else _instrument(row)
 
 
+async def live_with_fingerprint(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    customer_id: str,
+    type_: str,
+    fingerprint: str,
+) -> list[Instrument]:
+    """The customer's live instruments of this type and number (by its fingerprint)."""
+    rows = await conn.execute(
+        select(payment_instruments)
+        .where(
+            _live(tenant_id, customer_id),
+            payment_instruments.c.type == type_,
+            payment_instruments.c.fingerprint == fingerprint,
+        )
+        .order_by(payment_instruments.c.created_at)
+    )
+    return [_instrument(row) for row in rows]
+
+
 async def find_instrument(
     conn: AsyncConnection, tenant_id: uuid.UUID, instrument_id: uuid.UUID
 ) -> Instrument | None:

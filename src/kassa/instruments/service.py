@@ -30,6 +30,34 @@ async def create(
     box: SecretBox,
     now: datetime,
 ) -> InstrumentOut:
+    made, _ = await _create(conn, tenant_id, customer_id, body, box, now, once=False)
+    return made
+
+
+async def create_once(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    customer_id: str,
+    body: NewInstrument,
+    box: SecretBox,
+    now: datetime,
+) -> tuple[InstrumentOut, bool]:
+    """As ``create``, unless the customer has this instrument already (the same type, number and
+    details, by fingerprint): then that one, and False. A form sent twice adds one instrument
+    (the caller serialises concurrent sends of one form)."""
+    return await _create(conn, tenant_id, customer_id, body, box, now, once=True)
+
+
+async def _create(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    customer_id: str,
+    body: NewInstrument,
+    box: SecretBox,
+    now: datetime,
+    *,
+    once: bool,
+) -> tuple[InstrumentOut, bool]:
     stray = body.stray_fields()
     if stray:
         raise ValidationFailed(
@@ -40,8 +68,15 @@ async def create(
             ],
         )
     masked = mask(body.type_fields(), body.type, now)
-    instrument_id = uuid.uuid4()
     key = await _fingerprint_key(conn, tenant_id, box)
+    number_print = fingerprint(key, masked.identity)
+    if once:
+        for same in await repository.live_with_fingerprint(
+            conn, tenant_id, customer_id, body.type, number_print
+        ):
+            if same.details == masked.details:
+                return await get(conn, tenant_id, customer_id, same.id), False
+    instrument_id = uuid.uuid4()
     await repository.insert_instrument(
         conn,
         {
@@ -54,11 +89,11 @@ async def create(
             "display": masked.display,
             "last4": masked.last4,
             "details": masked.details,
-            "fingerprint": fingerprint(key, masked.identity),
+            "fingerprint": number_print,
             "created_at": now,
         },
     )
-    return await get(conn, tenant_id, customer_id, instrument_id)
+    return await get(conn, tenant_id, customer_id, instrument_id), True
 
 
 def fingerprint(key: bytes, identity: str) -> str:
