@@ -1,4 +1,5 @@
-"""The background work: webhook delivery and payouts (expiry, rails, recovery).
+"""The background work: webhook delivery, payouts (expiry, rails, recovery) and closing the
+checkout sessions whose time ran out.
 
 ``kassa worker`` runs it; so does each ``kassa serve`` process when ``KASSA_WORKER`` says so
 (by default on the SQLite default only). Any number may run at once: they share the work through
@@ -12,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
+from kassa.checkouts.sweep import CheckoutSweeper
 from kassa.config import Settings
 from kassa.kit.clock import Clock
 from kassa.kit.db import Backend, Database
@@ -50,8 +52,10 @@ async def run(
     batch_size: int = 50,
     idle_seconds: float = 1.0,
 ) -> None:
-    """Deliver webhooks and move payouts until ``stop`` is set (what is in flight finishes)."""
+    """Deliver webhooks, move payouts and close past-due checkout sessions until ``stop`` is
+    set (what is in flight finishes)."""
     payouts = PayoutWorker(db, clock, connectors, batch_size=batch_size)
+    checkouts = CheckoutSweeper(db, clock, batch_size=batch_size)
     async with Worker(
         db,
         box,
@@ -60,7 +64,11 @@ async def run(
         timeout_seconds=settings.webhook_timeout_seconds,
         batch_size=batch_size,
     ) as webhooks:
-        await asyncio.gather(webhooks.run(stop, idle_seconds), payouts.run(stop, idle_seconds))
+        await asyncio.gather(
+            webhooks.run(stop, idle_seconds),
+            payouts.run(stop, idle_seconds),
+            checkouts.run(stop, idle_seconds),
+        )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ async def lock_checkout(conn: AsyncConnection, checkout_id: uuid.UUID) -> None:
     )
 
 
+async def due_expiries(conn: AsyncConnection, now: datetime, limit: int) -> Sequence[Row[Any]]:
+    """Open sessions past their ``expires_at``, the longest past first."""
+    statement = (
+        select(checkouts)
+        .where(checkouts.c.status == "open", checkouts.c.expires_at <= now)
+        .order_by(checkouts.c.expires_at, checkouts.c.id)
+        .limit(limit)
+    )
+    return (await conn.execute(statement)).all()
+
+
 async def list_checkouts(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,

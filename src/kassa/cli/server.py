@@ -57,8 +57,8 @@ def worker(
         float, typer.Option(min=0.05, help="how long to rest when nothing is due")
     ] = 1.0,
 ) -> None:
-    """Deliver webhooks and move payouts on (expiry, payout rails, recovery) until stopped;
-    SIGINT or SIGTERM finish the work in flight first.
+    """Deliver webhooks, move payouts on (expiry, payout rails, recovery) and close checkout
+    sessions whose time ran out, until stopped; SIGINT or SIGTERM finish the work in flight first.
 
     Run as many as you like beside the API: they share the work and never do one thing twice.
     `kassa serve` does this work itself on the SQLite default (KASSA_WORKER)."""
