@@ -51,8 +51,8 @@ async def close_past_due(db: Database, now: datetime, limit: int) -> int:
                 conn,
                 row.tenant_id,
                 status=None,
-                customer_id=None,
-                wallet_id=None,
+                customer_id=row.customer_id,
+                wallet_id=row.wallet_id,  # the session's own wallet and customer only
                 after=None,
                 limit=1,
                 reference=payout_reference(row.id),
