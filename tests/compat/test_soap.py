@@ -34,6 +34,25 @@ OPTION = {
 }
 
 
+async def _withdraw_on_the_page(
+    api: httpx.AsyncClient, key: str, example: dict[str, Any]
+) -> tuple[dict[str, Any], httpx.Response]:
+    """The Soap request sent as Soap's clients send it (the session it made), then 25.00
+    confirmed on its page (the answer)."""
+    made = await api.post(
+        "/compat/soap" + FACTS["path"], json=example, headers={"Authorization": key}
+    )
+    assert made.status_code == 200, made.text
+    url = made.json()["url"]
+    page = await api.get(url)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    method = re.search(r'name="method" value="([^"]+)"', page.text)
+    assert csrf is not None
+    assert method is not None
+    form = {"csrf": csrf[1], "amount": "25", "method": method[1], "action": "confirm"}
+    return made.json(), await api.post(url, data=form)
+
+
 async def test_the_seed_request_gets_a_working_page(server: KassaServer, db: Database) -> None:
     tenant = await make_tenant(db, "USD")
     example = FACTS["request"]["example"]
@@ -112,18 +131,7 @@ async def test_a_soap_format_endpoint_gets_checkout_succeeded(
             wallet = await create_wallet(api, "USD", customer_id=example["customer_id"])
             await deposit(api, wallet["id"], 50_000)
             await add_instrument(api, example["customer_id"])
-            made = await api.post(
-                "/compat/soap" + FACTS["path"], json=example, headers={"Authorization": tenant.key}
-            )
-            assert made.status_code == 200, made.text
-            url = made.json()["url"]
-            page = await api.get(url)
-            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
-            method = re.search(r'name="method" value="([^"]+)"', page.text)
-            assert csrf is not None
-            assert method is not None
-            form = {"csrf": csrf[1], "amount": "25", "method": method[1], "action": "confirm"}
-            done = await api.post(url, data=form)
+            made, done = await _withdraw_on_the_page(api, tenant.key, example)
             assert done.status_code == 200, done.text
             assert "Withdrawal confirmed" in done.text
             assert await asyncio.to_thread(receiver.wait_for, 1, 60), running.log_path.read_text()
@@ -137,7 +145,7 @@ async def test_a_soap_format_endpoint_gets_checkout_succeeded(
     assert abs(time.time() - int(parts["t"])) < 300
     event = json.loads(request.body)
     assert event["type"] == "checkout.succeeded"
-    assert event["data"]["id"] == made.json()["id"]
+    assert event["data"]["id"] == made["id"]
     assert event["data"]["type"] == "withdrawal"
     assert event["data"]["customer"] == {"id": example["customer_id"]}
     charge = event["data"]["charge"]
@@ -264,18 +272,7 @@ async def test_a_soap_format_endpoint_gets_checkout_failed_when_its_payout_fails
                 )
                 assert moved.status_code == 200, moved.text
             # The customer withdraws through the Soap checkout's page.
-            made = await api.post(
-                "/compat/soap" + FACTS["path"], json=example, headers={"Authorization": tenant.key}
-            )
-            assert made.status_code == 200, made.text
-            url = made.json()["url"]
-            page = await api.get(url)
-            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
-            method = re.search(r'name="method" value="([^"]+)"', page.text)
-            assert csrf is not None
-            assert method is not None
-            form = {"csrf": csrf[1], "amount": "25", "method": method[1], "action": "confirm"}
-            done = await api.post(url, data=form)
+            made, done = await _withdraw_on_the_page(api, tenant.key, example)
             assert "Withdrawal confirmed" in done.text, done.text
             assert await asyncio.to_thread(receiver.wait_for, 1, 60), running.log_path.read_text()
             # The rail (here the merchant's back office, manual) reports the payout failed.
@@ -300,7 +297,7 @@ async def test_a_soap_format_endpoint_gets_checkout_failed_when_its_payout_fails
     succeeded = by_type["checkout.succeeded"]
     assert failure["event_id"] != succeeded["event_id"]
     assert failure["data"] == {
-        "id": made.json()["id"],
+        "id": made["id"],
         "type": "withdrawal",
         "charge": {
             "id": checkout["payout_id"],

@@ -233,6 +233,27 @@ async def test_an_expired_preview_is_cancelled_once_by_the_worker(rails: Rails) 
     assert [step["status"] for step in shown["history"]] == ["PREVIEW", "CANCELLED"]
 
 
+async def _processing_on_the_sandbox(api: httpx.AsyncClient) -> tuple[Setup, dict[str, Any]]:
+    """A payout of 10.13 (which the sandbox fails) handed to the sandbox rail."""
+    setup = await ready(api, 10_000, SANDBOX)
+    payout = await preview(api, setup, 1_013)
+    for status in ("PENDING", "PROCESSING"):
+        assert (await move(api, payout["id"], status)).status_code == 200
+    return setup, payout
+
+
+async def _once_settled(api: httpx.AsyncClient, payout: dict[str, Any]) -> dict[str, Any]:
+    """The payout once a worker has recorded its rail's outcome (or after a minute)."""
+    deadline = time.monotonic() + 60
+    shown = payout
+    while time.monotonic() < deadline:
+        shown = (await api.get(f"/v1/payouts/{payout['id']}")).json()
+        if shown["status"] != "PROCESSING":
+            break
+        await asyncio.sleep(0.1)  # polling the API for the worker's result
+    return shown
+
+
 async def test_kassa_serve_settles_sandbox_payouts_itself(
     backend: str, fresh_database_url: str, tmp_path: Path
 ) -> None:
@@ -249,17 +270,8 @@ async def test_kassa_serve_settles_sandbox_payouts_itself(
         async with httpx.AsyncClient(
             base_url=server.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=30
         ) as api:
-            setup = await ready(api, 10_000, SANDBOX)
-            payout = await preview(api, setup, 1_013)
-            for status in ("PENDING", "PROCESSING"):
-                assert (await move(api, payout["id"], status)).status_code == 200
-            deadline = time.monotonic() + 60
-            shown = payout
-            while time.monotonic() < deadline:
-                shown = (await api.get(f"/v1/payouts/{payout['id']}")).json()
-                if shown["status"] != "PROCESSING":
-                    break
-                await asyncio.sleep(0.1)  # polling the API for the worker's result
+            setup, payout = await _processing_on_the_sandbox(api)
+            shown = await _once_settled(api, payout)
             assert shown["status"] == "FAILED", server.log_path.read_text()[-2000:]
             assert shown["status_reason"] == "INSUFFICIENT_FUNDS_AT_BANK"
             wallet = (await api.get(f"/v1/wallets/{setup.wallet['id']}")).json()
@@ -292,20 +304,11 @@ async def test_a_kassa_worker_process_settles_sandbox_payouts(
         async with httpx.AsyncClient(
             base_url=server.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=30
         ) as api:
-            setup = await ready(api, 10_000, SANDBOX)
-            payout = await preview(api, setup, 1_013)
-            for status in ("PENDING", "PROCESSING"):
-                assert (await move(api, payout["id"], status)).status_code == 200
+            setup, payout = await _processing_on_the_sandbox(api)
             log_path = tmp_path / "worker.log"
             worker = _start_worker(fresh_database_url, tmp_path, log_path)
             try:
-                deadline = time.monotonic() + 60
-                shown = payout
-                while time.monotonic() < deadline:
-                    shown = (await api.get(f"/v1/payouts/{payout['id']}")).json()
-                    if shown["status"] != "PROCESSING":
-                        break
-                    await asyncio.sleep(0.1)  # polling the API for the worker's result
+                shown = await _once_settled(api, payout)
             finally:
                 os.killpg(worker.pid, signal.SIGTERM)
                 code = worker.wait(timeout=60)
