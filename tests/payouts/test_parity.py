@@ -616,6 +616,7 @@ async def test_the_workers_expiry_is_alike_on_both_engines(fresh_database_url: s
             tenant_id = await conn.scalar(
                 select(payouts.c.tenant_id).where(payouts.c.id == uuid.UUID(waiting["id"]))
             )
+        assert isinstance(tenant_id, uuid.UUID)
         for payout, found in ((waiting, "PREVIEW"), (pending, "PENDING")):
             stale = Expiring(uuid.UUID(payout["id"]), tenant_id, found, 1)
             assert not await engine.expire(rails.db, stale, clock.now(), clear_failures=True)
