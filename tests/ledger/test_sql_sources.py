@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import asyncpg
+from alembic import command
 
 from kassa import migrations
 from tests.conftest import PG_URL
@@ -36,6 +37,35 @@ async def test_live_functions_are_their_source_files() -> None:
                     "SELECT prosrc FROM pg_proc WHERE proname = $1", function
                 )
                 assert live == _body(migrations.sql_source(function)), function
+        finally:
+            await conn.close()
+    finally:
+        await drop_pg_database(PG_URL, name)
+
+
+async def test_post_wallets_down_to_0024_is_0016s_function_and_up_again() -> None:
+    name = f"kassa_test_{uuid.uuid4().hex[:10]}"
+    url = await create_pg_database(PG_URL, name)
+    try:
+        await asyncio.to_thread(migrations.upgrade, url)
+        conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1])
+        try:
+
+            async def live() -> str:
+                return str(
+                    await conn.fetchval(
+                        "SELECT prosrc FROM pg_proc WHERE proname = 'kassa_post_wallets'"
+                    )
+                )
+
+            source = _body(migrations.sql_source("kassa_post_wallets"))
+            assert await live() == source
+            config = migrations.alembic_config(url)
+            await asyncio.to_thread(command.downgrade, config, "0024")
+            assert await live() == _body(migrations.sql_source("0016_kassa_post_wallets"))
+            assert await live() != source
+            await asyncio.to_thread(migrations.upgrade, url)
+            assert await live() == source
         finally:
             await conn.close()
     finally:

@@ -20,9 +20,10 @@ from kassa.kit.clock import SystemClock
 from kassa.kit.db import Backend, Database
 from kassa.kit.errors import KassaError
 from kassa.ledger import repository as ledger_repository
+from kassa.ledger.tables import journal_transactions
 from kassa.ledger.verify import verify
 from kassa.wallets import engine_pg, movements, service
-from kassa.wallets.batcher import Batcher, Posting
+from kassa.wallets.batcher import Batcher, Posting, post_many
 from kassa.wallets.schemas import NewWallet
 from tests.conftest import PG_URL
 from tests.helpers import TenantKey, create_pg_database, drop_pg_database, make_tenant
@@ -189,5 +190,91 @@ async def test_a_batch_the_database_refuses_is_posted_again_item_by_item(pg_url:
             ).all()
         # The refused item wrote no event; every posted one wrote its own.
         assert types == ["wallet.created", "wallet.credited"] + ["wallet.debited"] * 4
+    finally:
+        await db.close()
+
+
+async def test_one_statement_posts_its_items_in_order_and_a_reference_once(pg_url: str) -> None:
+    """``kassa_post_wallets`` writes a batch's rows after checking every item: a reference
+    taken by an earlier item of the same statement is refused as a committed one is, naming
+    that item's transaction, and the rows keep the items' order."""
+    db = Database(pg_url, pool_size=1)
+    await db.open()
+    try:
+        tenant = await make_tenant(db)
+        first = await new_wallet(db, tenant, 1000)
+        second = await new_wallet(db, tenant, 1000)
+
+        def withdrawal(wallet: uuid.UUID, amount: int, reference: str | None) -> Posting:
+            transaction_id = uuid.uuid4()
+            return Posting(
+                tenant_id=tenant.tenant_id,
+                wallet_id=wallet,
+                account_kind="cash",
+                sign=-1,
+                amount=amount,
+                currency=None,
+                counter_kind="payouts_clearing",
+                transaction_id=transaction_id,
+                transaction_kind="withdrawal",
+                reference=reference,
+                description=None,
+                metadata={},
+                now=SystemClock().now(),
+                refuse_frozen=True,
+                event_id=uuid.uuid4(),
+                event_type="wallet.debited",
+                event_data=f'{{"amount": {amount}}}',
+            )
+
+        items = [
+            withdrawal(first, 10, "twice"),
+            withdrawal(first, 5000, "short"),  # refused: its reference stays free
+            withdrawal(second, 20, "twice"),
+            withdrawal(second, 30, "short"),
+            withdrawal(first, 40, None),
+        ]
+        async with db.pool.acquire() as raw:
+            posted = await post_many(raw, items)
+
+        assert [p.error for p in posted] == [
+            None,
+            "insufficient_funds",
+            "duplicate_reference",
+            None,
+            None,
+        ]
+        assert (posted[2].existing_object, posted[2].existing_id) == (
+            "transaction",
+            items[0].transaction_id,
+        )
+        assert [p.balance_after for p in posted] == [990, None, None, 970, 950]
+        assert await cash_balance(db, tenant, first) == 950
+        assert await cash_balance(db, tenant, second) == 970
+        async with db.read() as conn:
+            report = await verify(conn, tenant.tenant_id)
+            written = (
+                await conn.execute(
+                    select(events.c.data)
+                    .where(events.c.tenant_id == tenant.tenant_id)
+                    .where(events.c.type == "wallet.debited")
+                    .order_by(events.c.seq)
+                )
+            ).all()
+            transactions = (
+                await conn.scalars(
+                    select(journal_transactions.c.id)
+                    .where(journal_transactions.c.tenant_id == tenant.tenant_id)
+                    .where(journal_transactions.c.kind == "withdrawal")
+                    .order_by(journal_transactions.c.seq)
+                )
+            ).all()
+        assert report.ok, report.problems
+        assert transactions == [items[i].transaction_id for i in (0, 3, 4)]
+        assert [(d["amount"], d["balance_before"], d["balance_after"]) for (d,) in written] == [
+            (10, 1000, 990),
+            (30, 1000, 970),
+            (40, 990, 950),
+        ]
     finally:
         await db.close()

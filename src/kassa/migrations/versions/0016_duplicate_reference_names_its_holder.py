@@ -2,8 +2,8 @@
 
 ``kassa_post_wallets`` returns, beside ``duplicate_reference``, the transaction or payout that
 already carries the reference (``o_existing_object``, ``o_existing_id``), so that the answer
-can name it as ``kassa.references.service.claim`` does. Its one source is
-``kassa/migrations/sql/kassa_post_wallets.sql``.
+can name it as ``kassa.references.service.claim`` does. The function as this migration made it
+is ``kassa/migrations/sql/0016_kassa_post_wallets.sql``.
 
 Revision ID: 0016
 Revises: 0015
@@ -26,7 +26,7 @@ def upgrade() -> None:
         return
     # Its result has two more columns: a new function, not a replaced one.
     op.execute("DROP FUNCTION kassa_post_wallets")
-    op.execute(sql_source("kassa_post_wallets"))
+    op.execute(sql_source("0016_kassa_post_wallets"))
 
 
 def downgrade() -> None:
