@@ -43,6 +43,7 @@ DECLARE
   v_keys text[] := '{}';
   v_reason text;
   v_updated_at timestamptz;
+  v_wallet_tenant uuid;
   v_counter_for text;
   v_counter_key text;
   v_at integer;
@@ -145,10 +146,12 @@ BEGIN
          AND a.tenant_id = p_tenant[i]
       RETURNING a.id, a.balance INTO v_account, v_balance;
     END IF;
-    SELECT w.status, w.frozen_until, w.currency, w.freeze_reason, w.updated_at
-      INTO v_status, v_frozen_until, v_currency, v_reason, v_updated_at
-      FROM wallets w WHERE w.id = p_wallet[i] AND w.tenant_id = p_tenant[i];
-    IF NOT FOUND THEN
+    -- By its id alone (its unique index, whatever the statistics say: a generic plan may
+    -- otherwise pick the tenant's index and read every wallet of the tenant), then its tenant.
+    SELECT w.status, w.frozen_until, w.currency, w.freeze_reason, w.updated_at, w.tenant_id
+      INTO v_status, v_frozen_until, v_currency, v_reason, v_updated_at, v_wallet_tenant
+      FROM wallets w WHERE w.id = p_wallet[i];
+    IF NOT FOUND OR v_wallet_tenant <> p_tenant[i] THEN
       o_error := 'not_found';
     ELSIF v_status = 'closed' THEN
       o_error := 'wallet_closed';
