@@ -25,47 +25,31 @@ def _body(source: str) -> str:
     return body
 
 
-async def test_live_functions_are_their_source_files() -> None:
+async def test_live_functions_are_their_source_files_down_and_up() -> None:
+    """At head each function is its source file; down to 0024, ``kassa_post_wallets`` is the
+    function migration 0016 made (its frozen copy), and up again it is the source file."""
     name = f"kassa_test_{uuid.uuid4().hex[:10]}"
     url = await create_pg_database(PG_URL, name)
     try:
         await asyncio.to_thread(migrations.upgrade, url)
         conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1])
+
+        async def live(function: str) -> str | None:
+            found = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = $1", function)
+            return None if found is None else str(found)
+
         try:
+            sources = {f: _body(migrations.sql_source(f)) for f in FUNCTIONS}
             for function in FUNCTIONS:
-                live = await conn.fetchval(
-                    "SELECT prosrc FROM pg_proc WHERE proname = $1", function
-                )
-                assert live == _body(migrations.sql_source(function)), function
-        finally:
-            await conn.close()
-    finally:
-        await drop_pg_database(PG_URL, name)
-
-
-async def test_post_wallets_down_to_0024_is_0016s_function_and_up_again() -> None:
-    name = f"kassa_test_{uuid.uuid4().hex[:10]}"
-    url = await create_pg_database(PG_URL, name)
-    try:
-        await asyncio.to_thread(migrations.upgrade, url)
-        conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1])
-        try:
-
-            async def live() -> str:
-                return str(
-                    await conn.fetchval(
-                        "SELECT prosrc FROM pg_proc WHERE proname = 'kassa_post_wallets'"
-                    )
-                )
-
-            source = _body(migrations.sql_source("kassa_post_wallets"))
-            assert await live() == source
+                assert await live(function) == sources[function], function
             config = migrations.alembic_config(url)
             await asyncio.to_thread(command.downgrade, config, "0024")
-            assert await live() == _body(migrations.sql_source("0016_kassa_post_wallets"))
-            assert await live() != source
+            before = _body(migrations.sql_source("0016_kassa_post_wallets"))
+            assert before != sources["kassa_post_wallets"]
+            assert await live("kassa_post_wallets") == before
             await asyncio.to_thread(migrations.upgrade, url)
-            assert await live() == source
+            for function in FUNCTIONS:
+                assert await live(function) == sources[function], function
         finally:
             await conn.close()
     finally:

@@ -74,6 +74,36 @@ async def cash_balance(db: Database, tenant: TenantKey, wallet_id: uuid.UUID) ->
     return int(account.balance)
 
 
+def withdrawal_posting(
+    tenant: TenantKey,
+    wallet: uuid.UUID,
+    amount: int,
+    *,
+    reference: str | None = None,
+    kind: str = "withdrawal",
+) -> Posting:
+    """A withdrawal as the batch function takes it; its event data names its amount."""
+    return Posting(
+        tenant_id=tenant.tenant_id,
+        wallet_id=wallet,
+        account_kind="cash",
+        sign=-1,
+        amount=amount,
+        currency=None,
+        counter_kind="payouts_clearing",
+        transaction_id=uuid.uuid4(),
+        transaction_kind=kind,
+        reference=reference,
+        description=None,
+        metadata={},
+        now=SystemClock().now(),
+        refuse_frozen=True,
+        event_id=uuid.uuid4(),
+        event_type="wallet.debited",
+        event_data=f'{{"amount": {amount}}}',
+    )
+
+
 @pytest.fixture
 async def one_slot_db(database_url: str) -> AsyncIterator[Database]:
     """One hot-path connection: on PostgreSQL, everything that arrives meanwhile is batched."""
@@ -140,25 +170,7 @@ async def test_a_batch_the_database_refuses_is_posted_again_item_by_item(pg_url:
         batcher = Batcher(db.pool, slots=1)
 
         def withdrawal(amount: int, kind: str = "withdrawal") -> Posting:
-            return Posting(
-                tenant_id=tenant.tenant_id,
-                wallet_id=wallet,
-                account_kind="cash",
-                sign=-1,
-                amount=amount,
-                currency=None,
-                counter_kind="payouts_clearing",
-                transaction_id=uuid.uuid4(),
-                transaction_kind=kind,
-                reference=None,
-                description=None,
-                metadata={},
-                now=SystemClock().now(),
-                refuse_frozen=True,
-                event_id=uuid.uuid4(),
-                event_type="wallet.debited",
-                event_data="{}",
-            )
+            return withdrawal_posting(tenant, wallet, amount, kind=kind)
 
         # The first goes alone; the next four wait for it and go as one statement, which the
         # database refuses whole because one of them breaks a CHECK constraint.
@@ -206,26 +218,7 @@ async def test_one_statement_posts_its_items_in_order_and_a_reference_once(pg_ur
         second = await new_wallet(db, tenant, 1000)
 
         def withdrawal(wallet: uuid.UUID, amount: int, reference: str | None) -> Posting:
-            transaction_id = uuid.uuid4()
-            return Posting(
-                tenant_id=tenant.tenant_id,
-                wallet_id=wallet,
-                account_kind="cash",
-                sign=-1,
-                amount=amount,
-                currency=None,
-                counter_kind="payouts_clearing",
-                transaction_id=transaction_id,
-                transaction_kind="withdrawal",
-                reference=reference,
-                description=None,
-                metadata={},
-                now=SystemClock().now(),
-                refuse_frozen=True,
-                event_id=uuid.uuid4(),
-                event_type="wallet.debited",
-                event_data=f'{{"amount": {amount}}}',
-            )
+            return withdrawal_posting(tenant, wallet, amount, reference=reference)
 
         items = [
             withdrawal(first, 10, "twice"),
