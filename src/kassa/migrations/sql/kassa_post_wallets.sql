@@ -44,8 +44,6 @@ DECLARE
   v_reason text;
   v_updated_at timestamptz;
   v_wallet_tenant uuid;
-  v_counter_for text;
-  v_counter_key text;
   v_at integer;
   -- The items that went through, posted together after the loop.
   v_ok integer[] := '{}';
@@ -171,13 +169,9 @@ BEGIN
       RETURN NEXT;
       CONTINUE;
     END IF;
-    v_counter_key := p_tenant[i]::text || ':' || v_currency || ':' || p_counter_kind[i];
-    IF v_counter_for IS DISTINCT FROM v_counter_key THEN
-      SELECT a.id INTO v_counter FROM accounts a
-       WHERE a.tenant_id = p_tenant[i] AND a.currency = v_currency
-         AND a.kind = p_counter_kind[i] AND a.wallet_id IS NULL;
-      v_counter_for := v_counter_key;
-    END IF;
+    SELECT a.id INTO v_counter FROM accounts a
+     WHERE a.tenant_id = p_tenant[i] AND a.currency = v_currency
+       AND a.kind = p_counter_kind[i] AND a.wallet_id IS NULL;
     v_ok := v_ok || i;
     v_ok_account := v_ok_account || v_account;
     v_ok_counter := v_ok_counter || v_counter;
