@@ -1,7 +1,7 @@
-"""The live ``kassa_create_payout`` and ``kassa_change_payout`` are their source files, and
-migrations 0024 and 0015 go down and up again cleanly (down past 0024, the function is 0015's
-copy, and only one ``kassa_change_payout`` is left). PostgreSQL only: SQLite has no stored functions
-(its engine is ``payouts.lifecycle`` in Python)."""
+"""The live ``kassa_create_payout``, ``kassa_change_payout`` and ``kassa_payout_json`` are their
+source files, and migrations 0026, 0024 and 0015 go down and up again cleanly (down past each,
+the functions are the frozen copies of the migration before, one of each name). PostgreSQL
+only: SQLite has no stored functions (its engine is ``payouts.lifecycle`` in Python)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _body(source: str) -> str:
     return body
 
 
-FUNCTIONS = ["kassa_create_payout", "kassa_change_payout"]
+FUNCTIONS = ["kassa_create_payout", "kassa_change_payout", "kassa_payout_json"]
 
 
 async def _live(url: str) -> list[str | None]:
@@ -48,13 +48,29 @@ async def test_the_live_function_is_its_source_file_down_and_up() -> None:
         sources = [_body(migrations.sql_source(name)) for name in FUNCTIONS]
         assert await _live(url) == sources
         config = migrations.alembic_config(url)
+        frozen = {
+            name: _body(migrations.sql_source(name))
+            for name in (
+                "0017_kassa_create_payout",
+                "0024_kassa_change_payout",
+                "0015_kassa_change_payout",
+            )
+        }
+        assert all(body not in sources for body in frozen.values())
+        await asyncio.to_thread(command.downgrade, config, "0025")
+        assert await _live(url) == [
+            frozen["0017_kassa_create_payout"],
+            frozen["0024_kassa_change_payout"],
+            None,
+        ]
         await asyncio.to_thread(command.downgrade, config, "0023")
         assert await _live(url) == [
-            sources[0],
-            _body(migrations.sql_source("0015_kassa_change_payout")),
+            frozen["0017_kassa_create_payout"],
+            frozen["0015_kassa_change_payout"],
+            None,
         ]
         await asyncio.to_thread(command.downgrade, config, "0014")
-        assert await _live(url) == [None, None]
+        assert await _live(url) == [None, None, None]
         await asyncio.to_thread(migrations.upgrade, url)
         assert await _live(url) == sources
     finally:

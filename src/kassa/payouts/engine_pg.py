@@ -2,18 +2,18 @@
 
 ``kassa_create_payout`` and ``kassa_change_payout`` (their one sources are in
 ``kassa/migrations/sql``) hold the rules of ``lifecycle`` and move the money in one statement
-each; the answer is rendered here from the payout they return, and the event and the
-Idempotency-Key's stored answer go in the same transaction. A refusal without a key raises and
-the transaction, which wrote nothing, rolls back; with a key it is stored like any answer, as
-``idempotency.run`` stores it. The payout worker's changes (a rail's final outcome, a payout's
+each; a change also writes its event and, with an Idempotency-Key, its stored answer: the payout
+as ``kassa_payout_json`` renders it (the bytes ``lifecycle.shown`` renders, checked by
+``tests/payouts/test_payout_json.py``), which is also what the route answers. The statement runs
+on a pooled connection in autocommit, so a change is one round trip: no BEGIN, no COMMIT, no
+second statement. A refusal writes nothing: without a key it raises; with one it is rendered
+here and stored as ``idempotency.run`` stores it, in a transaction around a second call of the
+function, which decides again. The payout worker's changes (a rail's final outcome, a payout's
 expiry) go through the same function, in ``engine_pg_worker``.
 
-Per change: BEGIN, the function, one insert of the event and the stored answer, COMMIT, each a
-prepared statement sent through the driver, where the general path sent a dozen statements
-through SQLAlchemy, each compiled, with a re-read of the payout after its update. On SQLite
-``engine_sqlite`` applies the rules of ``lifecycle`` in one job of the process's SQLite writer;
-``payouts.engine`` chooses between the two, and ``tests/payouts/test_parity.py`` runs one table
-of cases through both.
+On SQLite ``engine_sqlite`` applies the rules of ``lifecycle`` in one job of the process's
+SQLite writer; ``payouts.engine`` chooses between the two, and ``tests/payouts/test_parity.py``
+runs one table of cases through both.
 """
 
 from __future__ import annotations
@@ -39,26 +39,21 @@ from kassa.ledger.errors import HoldNotOpen, duplicate_reference
 from kassa.payouts import lifecycle, options
 from kassa.payouts.errors import InstrumentNotVerified
 from kassa.payouts.repository import Payout
-from kassa.payouts.schemas import NewPayout, PayoutOut, PayoutStatus
+from kassa.payouts.schemas import NewPayout, PayoutStatus
 from kassa.wallets import rules
 
 CREATE_SQL = (
     "SELECT * FROM kassa_create_payout($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb,"
-    " $11::jsonb, $12, $13, $14, $15)"
+    " $11::jsonb, $12, $13, $14, $15, $16, $17)"
 )
 CHANGE_SQL = (
     "SELECT * FROM kassa_change_payout($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12,"
-    " $13, $14, $15, $16)"
+    " $13, $14, $15, $16, $17, $18)"
 )
-# The event, and with an Idempotency-Key the answer, in one statement.
-RECORD_SQL = (
-    "WITH event AS ("
-    " INSERT INTO events (id, tenant_id, type, data, created_at)"
-    " SELECT $1::uuid, $2::uuid, $3::text, $4::jsonb, $5::timestamptz WHERE $3::text IS NOT NULL)"
-    " INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,"
-    " created_at, expires_at)"
-    " SELECT $2::uuid, $6::text, $7::text, $8::int, $9::text, $10::bytea, $5::timestamptz,"
-    " $11::timestamptz WHERE $6::text IS NOT NULL"
+# A refusal's stored answer under an Idempotency-Key (a change stores its own).
+REFUSAL_SQL = (
+    "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,"
+    " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
 # ``repository.record_submission``, through the driver.
@@ -108,12 +103,14 @@ async def create(
         now + preview_ttl,
         now,
         *_key(key),
+        new_id(),  # the event's
+        now + ttl,  # when the stored answer expires
     )
 
     def refused(code: str, info: str | None, _: Payout | None) -> KassaError:
         return creation_refusal(code, info, body)
 
-    return await _run(db, key, CREATE_SQL, arguments, (201, "payout.created"), refused, now, ttl)
+    return await _run(db, key, CREATE_SQL, arguments, 201, refused, now, now + ttl)
 
 
 async def change_status(
@@ -148,13 +145,14 @@ async def change_status(
         None,
         None,  # nor the worker's expiry
         False,  # the worker's failures at it are the worker's to clear
+        new_id(),  # the event's
+        now + ttl,  # when the stored answer expires
     )
 
     def refused(code: str, info: str | None, payout: Payout | None) -> KassaError:
         return change_refusal(code, info, payout, payout_id, target)
 
-    success = (200, f"payout.{target.lower()}")
-    return await _run(db, key, CHANGE_SQL, arguments, success, refused, now, ttl)
+    return await _run(db, key, CHANGE_SQL, arguments, 200, refused, now, now + ttl)
 
 
 def _key(key: idempotency.Key | None) -> tuple[str | None, str | None]:
@@ -166,32 +164,37 @@ async def _run(
     key: idempotency.Key | None,
     sql: str,
     arguments: tuple[object, ...],
-    success: tuple[int, str],
+    success: int,
     refused: Refusal,
     now: datetime,
-    ttl: timedelta,
+    expires: datetime,
 ) -> Done:
+    """One call of the function, on a connection in autocommit: a change commits with its
+    event and stored answer, in one round trip. A refusal wrote nothing; under a key its
+    answer is stored, in a transaction around a second call that decides again (the payout
+    may have moved since), so that the key answers whatever that call answered."""
     began = time.monotonic()
     try:
-        async with db.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql, *arguments)
-            done = _answer(row, key, success, refused)
-            if done.answer.headers:  # replayed: nothing to write
-                return done
-            event = None if done.payout is None else success[1]
-            await conn.execute(
-                RECORD_SQL,
-                new_id(),
-                arguments[0],  # the tenant
-                event,
-                done.answer.body.decode() if event is not None else None,
-                now,
-                *_key(key),
-                done.answer.status,
-                done.answer.media_type,
-                done.answer.body,
-                now + ttl,
-            )
+        async with db.pool.acquire() as conn:
+            done, store = _answer(await conn.fetchrow(sql, *arguments), key, success, refused)
+            if store:
+                async with conn.transaction():
+                    row = await conn.fetchrow(sql, *arguments)
+                    done, store = _answer(row, key, success, refused)
+                    if store:
+                        assert key is not None
+                        answer = done.answer
+                        await conn.execute(
+                            REFUSAL_SQL,
+                            arguments[0],  # the tenant
+                            key.value,
+                            key.fingerprint,
+                            answer.status,
+                            answer.media_type,
+                            answer.body,
+                            now,
+                            expires,
+                        )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         dberrors.raise_translated(error)
     dberrors.database_answered(began)
@@ -199,10 +202,10 @@ async def _run(
 
 
 def _answer(
-    row: Any, key: idempotency.Key | None, success: tuple[int, str], refused: Refusal
-) -> Done:
-    """The answer to what the function returned; a refusal without a key raises (and the
-    transaction, which wrote nothing, rolls back)."""
+    row: Any, key: idempotency.Key | None, success: int, refused: Refusal
+) -> tuple[Done, bool]:
+    """The answer to what the function returned, and whether it is a refusal still to be
+    stored under the key; a refusal without a key raises."""
     error = row["o_error"]
     if error == "idempotency_key_in_use":
         assert key is not None
@@ -215,19 +218,16 @@ def _answer(
         replayed = idempotency.Answer(
             row["o_replay_status"], row["o_replay_media"], body, [idempotency.REPLAYED_HEADER]
         )
-        return Done(replayed)
+        return Done(replayed), False
     payout = payout_of(row) if row["o_found"] else None
     if error is None:
         assert payout is not None
-        shown = PayoutOut.from_row(payout, lifecycle.next_status(payout))
-        return Done(
-            idempotency.Answer(success[0], JSON_MEDIA_TYPE, shown.model_dump_json().encode()),
-            payout,
-        )
+        answer = idempotency.Answer(success, JSON_MEDIA_TYPE, row["o_body"].encode())
+        return Done(answer, payout), False
     refusal = refused(error, row["o_info"], payout)
     if key is None or refusal.status >= 500:
         raise refusal
-    return Done(idempotency.problem_answer(refusal))
+    return Done(idempotency.problem_answer(refusal)), True
 
 
 async def record_submission(

@@ -3,8 +3,9 @@ expiry.
 
 A rail's final outcome (COMPLETED, FAILED) and a payout's expiry (CANCELLED with reason
 EXPIRED, a PENDING hold expired) are one call of ``kassa_change_payout`` each, the function that
-makes every status change on PostgreSQL, with its event and (when asked) the clearing of the
-worker's past failures at the payout, in one transaction on a pooled connection. The function
+makes every status change on PostgreSQL, which writes its event too, with (when asked) the
+clearing of the worker's past failures at the payout, in one transaction on a pooled connection
+(a refusal raises and rolls the clearing back). The function
 changes the payout only if it is still in the status the worker found it in (PROCESSING for an
 outcome; PREVIEW or PENDING for an expiry), with its row locked, so of two workers racing over
 one payout one changes it; the other is told ``invalid_status_transition`` and leaves it.
@@ -28,11 +29,8 @@ from kassa.kit.db import Database
 from kassa.kit.ids import new_id
 from kassa.payouts import failures, lifecycle, repository
 from kassa.payouts.connectors import Outcome, Submitted
-from kassa.payouts.engine_pg import CHANGE_SQL, RECORD_SQL, change_refusal, payout_of
+from kassa.payouts.engine_pg import CHANGE_SQL, change_refusal, payout_of
 from kassa.payouts.repository import Expiring
-
-# The parameters of RECORD_SQL's stored answer: the worker stores none.
-_NO_ANSWER = (None, None, None, None, None, None)
 
 
 async def record_answer(
@@ -123,17 +121,14 @@ async def _change(
                 rail_reference,
                 expiring,
                 clear_failures,
+                new_id(),  # the event's, which the function writes with the change
+                None,  # no stored answer
             )
             assert row is not None  # the function always answers one row
             changed: bool = row["o_error"] != "invalid_status_transition"
             payout = payout_of(row) if row["o_found"] else None
             if changed and row["o_error"] is not None:
                 raise change_refusal(row["o_error"], row["o_info"], payout, payout_id, target)
-            if changed:
-                assert payout is not None
-                event = f"payout.{target.lower()}"
-                body = lifecycle.shown(payout).model_dump_json()
-                await conn.execute(RECORD_SQL, new_id(), tenant_id, event, body, now, *_NO_ANSWER)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         dberrors.raise_translated(error)
     dberrors.database_answered(began)

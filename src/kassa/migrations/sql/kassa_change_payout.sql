@@ -14,19 +14,22 @@
 -- the payment option, then the hold of amount + fee; CANCELLED and FAILED release the hold,
 -- COMPLETED captures it in one journal transaction (amount to payouts_clearing, fee to fees).
 --
--- A refusal writes nothing and is returned as its code (o_error) with what its message needs
--- (o_info) and the payout as it is; a change returns the payout as it is after. The caller
--- (kassa.payouts.engine_pg) renders the answer and writes the event and the stored answer of
--- an Idempotency-Key in the same transaction. With a key, the key's advisory lock is taken and
--- a stored answer replayed (o_replay_*) or a key used for another request refused.
+-- A change returns the payout as it is after, and writes its event (p_event_id) and, with an
+-- Idempotency-Key, its stored answer (expiring at p_answer_expires): the payout as
+-- kassa_payout_json renders it, returned too (o_body), so that a change through the API is
+-- this one statement, one round trip. A refusal writes nothing and is returned as its code
+-- (o_error) with what its message needs (o_info) and the payout as it is; the caller
+-- (kassa.payouts.engine_pg) renders a refusal and, with a key, stores it in a transaction
+-- around a second call. With a key, the key's advisory lock is taken and a stored answer
+-- replayed (o_replay_*) or a key used for another request refused.
 --
 -- This file is the function's one source: the newest migration that changes the function loads
 -- it, and tests/payouts/test_sql_source.py checks that the live function's body is this text.
 -- To change the function, copy this file to sql/<revision>_kassa_change_payout.sql for the
 -- migration that loads it now, point that migration at the copy, and add a migration that
 -- loads this file again.
-CREATE OR REPLACE FUNCTION public.kassa_change_payout(p_tenant uuid, p_payout uuid, p_target text, p_reason text, p_history_entry jsonb, p_now timestamp with time zone, p_may_settle boolean, p_idem_key text, p_idem_fingerprint text, p_hold_id uuid, p_transaction_id uuid, p_recover_after interval, p_rail boolean, p_connector_reference text, p_expiring text, p_clear_failures boolean)
- RETURNS TABLE(o_error text, o_info text, o_replay_status integer, o_replay_media text, o_replay_body bytea, o_found boolean, id uuid, tenant_id uuid, wallet_id uuid, customer_id text, instrument_id uuid, payment_option text, connector text, amount bigint, currency text, fees jsonb, fee_total bigint, status text, status_reason text, reference text, description text, metadata jsonb, hold_id uuid, transaction_id uuid, connector_reference text, next_check_at timestamp with time zone, expires_at timestamp with time zone, pending_expires_at timestamp with time zone, history jsonb, created_at timestamp with time zone, updated_at timestamp with time zone, worker_failures integer, worker_error text, worker_failing_since timestamp with time zone, worker_retry_at timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.kassa_change_payout(p_tenant uuid, p_payout uuid, p_target text, p_reason text, p_history_entry jsonb, p_now timestamp with time zone, p_may_settle boolean, p_idem_key text, p_idem_fingerprint text, p_hold_id uuid, p_transaction_id uuid, p_recover_after interval, p_rail boolean, p_connector_reference text, p_expiring text, p_clear_failures boolean, p_event_id uuid, p_answer_expires timestamp with time zone)
+ RETURNS TABLE(o_error text, o_info text, o_replay_status integer, o_replay_media text, o_replay_body bytea, o_found boolean, o_body text, id uuid, tenant_id uuid, wallet_id uuid, customer_id text, instrument_id uuid, payment_option text, connector text, amount bigint, currency text, fees jsonb, fee_total bigint, status text, status_reason text, reference text, description text, metadata jsonb, hold_id uuid, transaction_id uuid, connector_reference text, next_check_at timestamp with time zone, expires_at timestamp with time zone, pending_expires_at timestamp with time zone, history jsonb, created_at timestamp with time zone, updated_at timestamp with time zone, worker_failures integer, worker_error text, worker_failing_since timestamp with time zone, worker_retry_at timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
@@ -261,6 +264,18 @@ BEGIN
   END IF;
 
   -- The payout as it is now: after the change, or as it was if it was refused.
+  -- What the change answers (kassa_payout_json), its event and, with a key, its stored answer.
+  IF o_error IS NULL THEN
+    o_body := kassa_payout_json(v_payout);
+    INSERT INTO events (id, tenant_id, type, data, created_at)
+    VALUES (p_event_id, p_tenant, 'payout.' || lower(p_target), o_body::jsonb, p_now);
+    IF p_idem_key IS NOT NULL THEN
+      INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,
+                                    created_at, expires_at)
+      VALUES (p_tenant, p_idem_key, p_idem_fingerprint, 200, 'application/json',
+              convert_to(o_body, 'UTF8'), p_now, p_answer_expires);
+    END IF;
+  END IF;
   o_found := true;
   id := v_payout.id;
   tenant_id := v_payout.tenant_id;

@@ -8,19 +8,21 @@
 -- its refusal naming what holds it);
 -- then the payout in PREVIEW. No money moves.
 --
--- A refusal writes nothing and is returned as its code (o_error) with what its message needs
--- (o_info); a PREVIEW returns the payout. The caller (kassa.payouts.engine_pg) renders the
--- answer and writes the event and the stored answer of an Idempotency-Key in the same
--- transaction. With a key, the key's advisory lock is taken and a stored answer replayed
--- (o_replay_*) or a key used for another request refused.
+-- A PREVIEW returns the payout and writes its event (p_event_id) and, with an Idempotency-Key,
+-- its stored answer (expiring at p_answer_expires): the payout as kassa_payout_json renders
+-- it, returned too (o_body), so that a creation is this one statement, one round trip. A
+-- refusal writes nothing and is returned as its code (o_error) with what its message needs
+-- (o_info); the caller (kassa.payouts.engine_pg) renders a refusal and, with a key, stores it
+-- in a transaction around a second call. With a key, the key's advisory lock is taken and a
+-- stored answer replayed (o_replay_*) or a key used for another request refused.
 --
 -- This file is the function's one source: the newest migration that changes the function loads
 -- it, and tests/payouts/test_sql_source.py checks that the live function's body is this text.
 -- To change the function, copy this file to sql/<revision>_kassa_create_payout.sql for the
 -- migration that loads it now, point that migration at the copy, and add a migration that
 -- loads this file again.
-CREATE OR REPLACE FUNCTION public.kassa_create_payout(p_tenant uuid, p_payout uuid, p_wallet uuid, p_amount bigint, p_currency text, p_option text, p_instrument uuid, p_reference text, p_description text, p_metadata jsonb, p_history_entry jsonb, p_expires_at timestamp with time zone, p_now timestamp with time zone, p_idem_key text, p_idem_fingerprint text)
- RETURNS TABLE(o_error text, o_info text, o_replay_status integer, o_replay_media text, o_replay_body bytea, o_found boolean, id uuid, tenant_id uuid, wallet_id uuid, customer_id text, instrument_id uuid, payment_option text, connector text, amount bigint, currency text, fees jsonb, fee_total bigint, status text, status_reason text, reference text, description text, metadata jsonb, hold_id uuid, transaction_id uuid, connector_reference text, next_check_at timestamp with time zone, expires_at timestamp with time zone, pending_expires_at timestamp with time zone, history jsonb, created_at timestamp with time zone, updated_at timestamp with time zone, worker_failures integer, worker_error text, worker_failing_since timestamp with time zone, worker_retry_at timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.kassa_create_payout(p_tenant uuid, p_payout uuid, p_wallet uuid, p_amount bigint, p_currency text, p_option text, p_instrument uuid, p_reference text, p_description text, p_metadata jsonb, p_history_entry jsonb, p_expires_at timestamp with time zone, p_now timestamp with time zone, p_idem_key text, p_idem_fingerprint text, p_event_id uuid, p_answer_expires timestamp with time zone)
+ RETURNS TABLE(o_error text, o_info text, o_replay_status integer, o_replay_media text, o_replay_body bytea, o_found boolean, o_body text, id uuid, tenant_id uuid, wallet_id uuid, customer_id text, instrument_id uuid, payment_option text, connector text, amount bigint, currency text, fees jsonb, fee_total bigint, status text, status_reason text, reference text, description text, metadata jsonb, hold_id uuid, transaction_id uuid, connector_reference text, next_check_at timestamp with time zone, expires_at timestamp with time zone, pending_expires_at timestamp with time zone, history jsonb, created_at timestamp with time zone, updated_at timestamp with time zone, worker_failures integer, worker_error text, worker_failing_since timestamp with time zone, worker_retry_at timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
@@ -149,6 +151,18 @@ BEGIN
     v_fee, 'PREVIEW', p_reference, p_description, p_metadata, p_expires_at,
     jsonb_build_array(p_history_entry), p_now, p_now)
   RETURNING p.* INTO v_payout;
+  -- What the change answers (kassa_payout_json), its event and, with a key, its stored answer.
+  IF o_error IS NULL THEN
+    o_body := kassa_payout_json(v_payout);
+    INSERT INTO events (id, tenant_id, type, data, created_at)
+    VALUES (p_event_id, p_tenant, 'payout.created', o_body::jsonb, p_now);
+    IF p_idem_key IS NOT NULL THEN
+      INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, media_type, body,
+                                    created_at, expires_at)
+      VALUES (p_tenant, p_idem_key, p_idem_fingerprint, 201, 'application/json',
+              convert_to(o_body, 'UTF8'), p_now, p_answer_expires);
+    END IF;
+  END IF;
   o_info := NULL;
   o_found := true;
   id := v_payout.id;

@@ -1,8 +1,9 @@
 """A payout's PREVIEW is refused on a closed or frozen wallet, as its PENDING and an immediate
 withdrawal are: a payout that could not go now is not previewed either.
 
-``kassa_create_payout`` checks the wallet's status after finding it. Its one source is
-``kassa/migrations/sql/kassa_create_payout.sql``.
+``kassa_create_payout`` checks the wallet's status after finding it. The function as this
+migration made it is ``kassa/migrations/sql/0017_kassa_create_payout.sql`` (migration 0026
+changed it; its one source is ``kassa_create_payout.sql``).
 
 Revision ID: 0017
 Revises: 0016
@@ -23,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(sql_source("kassa_create_payout"))
+    op.execute(sql_source("0017_kassa_create_payout"))
 
 
 def downgrade() -> None:

@@ -4,8 +4,9 @@ The function takes the worker's expiry of a payout it found past its deadline (`
 the status it found, PREVIEW or PENDING; only a payout still in it is CANCELLED with reason
 EXPIRED, its hold expired) and the clearing of the worker's past failures at the payout
 (``p_clear_failures``), so the worker's changes no longer restate the rules through SQLAlchemy.
-Its one source is ``kassa/migrations/sql/kassa_change_payout.sql``; migration 0015's function is
-``sql/0015_kassa_change_payout.sql``.
+The function as this migration made it is ``kassa/migrations/sql/0024_kassa_change_payout.sql``
+(migration 0026 changed it; its one source is ``kassa_change_payout.sql``); migration 0015's
+function is ``sql/0015_kassa_change_payout.sql``.
 
 Revision ID: 0024
 Revises: 0023
@@ -35,7 +36,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(f"DROP FUNCTION kassa_change_payout({_BEFORE})")
-    op.execute(sql_source("kassa_change_payout"))
+    op.execute(sql_source("0024_kassa_change_payout"))
 
 
 def downgrade() -> None:
