@@ -60,10 +60,14 @@ async def change_status(
     now: datetime,
 ) -> Done | AwaitingSca:
     """Move the payout (``engine.change_status``) unless it must wait for SCA; a move to
-    PROCESSING made now (not a replay) is handed to its rail."""
+    PROCESSING made now (not a replay) is handed to its rail, after it commits, unless the
+    rail's receipt needs no call (the manual rail's: kept with the move)."""
     awaiting = await _strong_authentication(state, principal, payout_id, target, now)
     if awaiting is not None:
         return awaiting
+    receipts = (
+        rails.receipts_ahead(state.connectors, payout_id, now) if target == "PROCESSING" else {}
+    )
     done = await engine.change_status(
         state.db,
         key,
@@ -74,6 +78,7 @@ async def change_status(
         now,
         key_ttl(state),
         may_settle=SETTLE_SCOPE in principal.scopes,
+        receipts=receipts,
     )
     if target == "PROCESSING" and done.payout is not None:
         await rails.submit_moved(state.db, state.connectors, state.clock, done.payout)

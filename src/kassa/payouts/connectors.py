@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from sqlalchemy.exc import IntegrityError
 
@@ -58,14 +58,26 @@ class Connector(Protocol):
     async def look_up(self, payout: PayoutRef, now: datetime) -> Outcome: ...
 
 
+@runtime_checkable
+class ReceiptAhead(Protocol):
+    """A connector whose hand-over calls nothing (the manual rail: the merchant pays): its
+    receipt is known before the move to PROCESSING, and kept with the move, in its transaction,
+    instead of after it."""
+
+    def receipt(self, payout_id: uuid.UUID, now: datetime) -> Submitted: ...
+
+
 class Manual:
     """The merchant settles: submitting records the handover; outcomes come by API."""
 
     name = "manual"
     NEVER = timedelta(days=3650)
 
+    def receipt(self, payout_id: uuid.UUID, now: datetime) -> Submitted:
+        return Submitted(f"manual_{payout_id.hex}", now + self.NEVER)
+
     async def submit(self, payout: PayoutRef, now: datetime) -> Submitted:
-        return Submitted(f"manual_{payout.id.hex}", now + self.NEVER)
+        return self.receipt(payout.id, now)
 
     async def poll(self, payout: PayoutRef, now: datetime) -> Outcome:
         return Outcome("PROCESSING", reference=f"manual_{payout.id.hex}")

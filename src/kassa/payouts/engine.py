@@ -16,6 +16,7 @@ decided is one UPDATE of the payout's reference and next check; on SQLite each i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from kassa.idempotency import service as idempotency
@@ -55,16 +56,38 @@ async def change_status(
     ttl: timedelta,
     *,
     may_settle: bool,
+    receipts: Mapping[str, Submitted] | None = None,
 ) -> Done:
     """Move the payout to ``target`` if that is one of its ``next_status`` now (a manual
     outcome needs ``may_settle``), answered or refused as ``idempotency.run`` would; the
-    ``Done``'s payout is the payout after the move (None: refused or replayed)."""
+    ``Done``'s payout is the payout after the move (None: refused or replayed). A move to
+    PROCESSING keeps the receipt in ``receipts`` of the payout's rail, if there is one
+    (``rails.receipts_ahead``)."""
+    receipts = receipts or {}
     if db.backend is Backend.POSTGRESQL:
         return await engine_pg.change_status(
-            db, key, tenant_id, payout_id, target, reason, now, ttl, may_settle=may_settle
+            db,
+            key,
+            tenant_id,
+            payout_id,
+            target,
+            reason,
+            now,
+            ttl,
+            may_settle=may_settle,
+            receipts=receipts,
         )
     return await engine_sqlite.change_status(
-        db, key, tenant_id, payout_id, target, reason, now, ttl, may_settle=may_settle
+        db,
+        key,
+        tenant_id,
+        payout_id,
+        target,
+        reason,
+        now,
+        ttl,
+        may_settle=may_settle,
+        receipts=receipts,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,12 +31,14 @@ import orjson
 from kassa.idempotency import service as idempotency
 from kassa.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from kassa.kit import dberrors
+from kassa.kit.clock import isoformat
 from kassa.kit.db import Database
 from kassa.kit.errors import KassaError, NotFound
 from kassa.kit.http import JSON_MEDIA_TYPE
 from kassa.kit.ids import new_id
 from kassa.ledger.errors import HoldNotOpen, duplicate_reference
 from kassa.payouts import lifecycle, options
+from kassa.payouts.connectors import Submitted
 from kassa.payouts.errors import InstrumentNotVerified
 from kassa.payouts.repository import Payout
 from kassa.payouts.schemas import NewPayout, PayoutStatus
@@ -48,7 +50,7 @@ CREATE_SQL = (
 )
 CHANGE_SQL = (
     "SELECT * FROM kassa_change_payout($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12,"
-    " $13, $14, $15, $16, $17, $18)"
+    " $13, $14, $15, $16, $17::jsonb, $18, $19)"
 )
 # A refusal's stored answer under an Idempotency-Key (a change stores its own).
 REFUSAL_SQL = (
@@ -124,6 +126,7 @@ async def change_status(
     ttl: timedelta,
     *,
     may_settle: bool,
+    receipts: Mapping[str, Submitted],
 ) -> Done:
     """Move the payout (see ``lifecycle.check_move``) and answer it, or its refusal, as
     ``idempotency.run`` would: with a key, the answer is stored with the change or replayed."""
@@ -145,6 +148,7 @@ async def change_status(
         None,
         None,  # nor the worker's expiry
         False,  # the worker's failures at it are the worker's to clear
+        receipts_json(receipts),
         new_id(),  # the event's
         now + ttl,  # when the stored answer expires
     )
@@ -153,6 +157,17 @@ async def change_status(
         return change_refusal(code, info, payout, payout_id, target)
 
     return await _run(db, key, CHANGE_SQL, arguments, 200, refused, now, now + ttl)
+
+
+def receipts_json(receipts: Mapping[str, Submitted]) -> str | None:
+    """The rails' receipts ahead (``rails.receipts_ahead``) as the function takes them."""
+    if not receipts:
+        return None
+    shown = {
+        name: {"reference": receipt.reference, "check_at": isoformat(receipt.check_at)}
+        for name, receipt in receipts.items()
+    }
+    return orjson.dumps(shown).decode()
 
 
 def _key(key: idempotency.Key | None) -> tuple[str | None, str | None]:

@@ -121,6 +121,7 @@ async def _change(
                 rail_reference,
                 expiring,
                 clear_failures,
+                None,  # no rail's receipt: the worker moves nothing to PROCESSING
                 new_id(),  # the event's, which the function writes with the change
                 None,  # no stored answer
             )

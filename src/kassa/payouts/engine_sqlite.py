@@ -26,7 +26,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -90,9 +90,11 @@ async def change_status(
     ttl: timedelta,
     *,
     may_settle: bool,
+    receipts: Mapping[str, Submitted],
 ) -> Done:
     """Move the payout (``lifecycle.check_move``, and for PENDING ``check_pending`` and the
-    hold) and answer it, or its refusal, as ``idempotency.run`` would."""
+    hold; for PROCESSING the receipt of its rail in ``receipts``, if any) and answer it, or its
+    refusal, as ``idempotency.run`` would."""
     now = rows.as_stored(now)
     work = partial(
         _change,
@@ -102,6 +104,7 @@ async def change_status(
         reason=reason,
         now=now,
         may_settle=may_settle,
+        receipts=receipts,
     )
     job = partial(_answered, key=key, tenant_id=tenant_id, now=now, ttl=ttl, status=200, work=work)
     return await _run(db, job)
@@ -253,12 +256,18 @@ def _change(
     reason: str | None,
     now: datetime,
     may_settle: bool,
+    receipts: Mapping[str, Submitted],
 ) -> tuple[Payout, bytes]:
     payout = rows.read_payout(conn, tenant_id, payout_id)
     if payout is None:
         raise lifecycle.not_found(payout_id)
     lifecycle.check_move(payout, target, now, may_settle=may_settle)
-    after = _move(conn, payout, target, reason, now)
+    changes: dict[str, Any] = {}
+    receipt = receipts.get(payout.connector) if target == "PROCESSING" else None
+    if receipt is not None:  # the rail's receipt, kept with the move
+        changes["connector_reference"] = receipt.reference
+        changes["next_check_at"] = rows.as_stored(receipt.check_at)
+    after = _move(conn, payout, target, reason, now, **changes)
     return after, _recorded(conn, after, f"payout.{target.lower()}", now)
 
 
@@ -274,7 +283,7 @@ def _move(
     hold, CANCELLED and FAILED release it, COMPLETED captures it."""
     if target == "PENDING":
         changes.update(_hold(conn, payout, now))
-    elif target == "PROCESSING":
+    elif target == "PROCESSING" and "next_check_at" not in changes:
         # The rail is called after this commits; if its answer is never recorded, the worker
         # looks the payout up after RECOVER_AFTER.
         changes["next_check_at"] = now + lifecycle.RECOVER_AFTER

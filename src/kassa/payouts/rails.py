@@ -23,7 +23,7 @@ from kassa.kit.clock import Clock
 from kassa.kit.db import Database
 from kassa.kit.dberrors import error_summary
 from kassa.payouts import engine, repository
-from kassa.payouts.connectors import Connector, Outcome, PayoutRef, Submitted
+from kassa.payouts.connectors import Connector, Outcome, PayoutRef, ReceiptAhead, Submitted
 from kassa.payouts.repository import Payout
 
 CONNECTOR_TIMEOUT_SECONDS = 10.0
@@ -89,6 +89,18 @@ async def ask(
         return await connector.poll(payout.ref, now)
 
 
+def receipts_ahead(
+    connectors: Mapping[str, Connector], payout_id: uuid.UUID, now: datetime
+) -> dict[str, Submitted]:
+    """The receipts that connectors give without a call (``ReceiptAhead``), by connector, for a
+    move of the payout to PROCESSING: the move keeps the one of the payout's rail."""
+    return {
+        name: connector.receipt(payout_id, now)
+        for name, connector in connectors.items()
+        if isinstance(connector, ReceiptAhead)
+    }
+
+
 async def submit_moved(
     db: Database,
     connectors: Mapping[str, Connector],
@@ -98,7 +110,10 @@ async def submit_moved(
 ) -> None:
     """Hand a payout that just became PROCESSING (as its move returned it) to its connector,
     outside any transaction. If the connector fails or times out, the payout stays PROCESSING
-    and the worker recovers it."""
+    and the worker recovers it. A payout that has its rail's receipt already (kept with the
+    move: ``receipts_ahead``) is not handed over again."""
+    if found.connector_reference is not None:
+        return
     payout = _processing(found)
     connector = connectors.get(payout.connector)
     if connector is None:

@@ -6,7 +6,9 @@
 -- only a payout still in that status takes: CANCELLED with p_reason EXPIRED, its hold (if any)
 -- expired as kassa.ledger.service.expire_hold expires it. With p_clear_failures the worker's
 -- past failures at the payout are cleared in the same statement (also when it was no longer
--- in the status the worker found; a refusal the caller raises rolls that back too).
+-- in the status the worker found; a refusal the caller raises rolls that back too). A move to
+-- PROCESSING keeps the receipt of the payout's rail in p_receipts ({connector: {reference,
+-- check_at}}) if it has one there.
 -- The rules of kassa.payouts.lifecycle (check_move, check_pending) as the SQLite engine
 -- (kassa.payouts.engine_sqlite.change_status) applies them, in the same order: a key in use
 -- or used for another request, a payout not found, a manual outcome without the scope, an expired preview, a move that is not one of next_status; for
@@ -28,7 +30,7 @@
 -- To change the function, copy this file to sql/<revision>_kassa_change_payout.sql for the
 -- migration that loads it now, point that migration at the copy, and add a migration that
 -- loads this file again.
-CREATE OR REPLACE FUNCTION public.kassa_change_payout(p_tenant uuid, p_payout uuid, p_target text, p_reason text, p_history_entry jsonb, p_now timestamp with time zone, p_may_settle boolean, p_idem_key text, p_idem_fingerprint text, p_hold_id uuid, p_transaction_id uuid, p_recover_after interval, p_rail boolean, p_connector_reference text, p_expiring text, p_clear_failures boolean, p_event_id uuid, p_answer_expires timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.kassa_change_payout(p_tenant uuid, p_payout uuid, p_target text, p_reason text, p_history_entry jsonb, p_now timestamp with time zone, p_may_settle boolean, p_idem_key text, p_idem_fingerprint text, p_hold_id uuid, p_transaction_id uuid, p_recover_after interval, p_rail boolean, p_connector_reference text, p_expiring text, p_clear_failures boolean, p_receipts jsonb, p_event_id uuid, p_answer_expires timestamp with time zone)
  RETURNS TABLE(o_error text, o_info text, o_replay_status integer, o_replay_media text, o_replay_body bytea, o_found boolean, o_body text, id uuid, tenant_id uuid, wallet_id uuid, customer_id text, instrument_id uuid, payment_option text, connector text, amount bigint, currency text, fees jsonb, fee_total bigint, status text, status_reason text, reference text, description text, metadata jsonb, hold_id uuid, transaction_id uuid, connector_reference text, next_check_at timestamp with time zone, expires_at timestamp with time zone, pending_expires_at timestamp with time zone, history jsonb, created_at timestamp with time zone, updated_at timestamp with time zone, worker_failures integer, worker_error text, worker_failing_since timestamp with time zone, worker_retry_at timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
@@ -53,6 +55,8 @@ DECLARE
   v_pending_expires timestamptz;
   v_next_check timestamptz;
   v_transaction uuid;
+  v_receipt jsonb;
+  v_reference text;
 BEGIN
   o_found := false;
   IF p_idem_key IS NOT NULL THEN
@@ -194,9 +198,16 @@ BEGIN
     ELSIF p_target = 'FAILED' THEN
       RAISE EXCEPTION 'payout % is % without a hold', v_payout.id, v_payout.status;
     ELSIF p_target = 'PROCESSING' THEN
-      -- The rail is called after this commits; if its answer is never recorded, the worker
-      -- looks the payout up after p_recover_after.
-      v_next_check := p_now + p_recover_after;
+      -- A rail whose receipt needs no call (kassa.payouts.rails.receipts_ahead: the manual
+      -- rail) has it kept with the move. Any other is called after this commits; if its answer
+      -- is never recorded, the worker looks the payout up after p_recover_after.
+      v_receipt := p_receipts -> v_payout.connector;
+      IF v_receipt IS NULL THEN
+        v_next_check := p_now + p_recover_after;
+      ELSE
+        v_reference := v_receipt ->> 'reference';
+        v_next_check := (v_receipt ->> 'check_at')::timestamptz;
+      END IF;
     ELSIF p_target = 'COMPLETED' THEN
       IF v_payout.hold_id IS NULL THEN
         RAISE EXCEPTION 'payout % is % without a hold', v_payout.id, v_payout.status;
@@ -250,7 +261,8 @@ BEGIN
            history = p.history || jsonb_build_array(p_history_entry), updated_at = p_now,
            hold_id = v_hold_id, pending_expires_at = v_pending_expires,
            next_check_at = v_next_check, transaction_id = v_transaction,
-         connector_reference = coalesce(p_connector_reference, p.connector_reference)
+         connector_reference = coalesce(p_connector_reference, v_reference,
+                                        p.connector_reference)
      WHERE p.id = v_payout.id
     RETURNING p.* INTO v_payout;
   END;
