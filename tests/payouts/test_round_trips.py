@@ -19,7 +19,7 @@ from kassa.app import create_app
 from kassa.config import Settings
 from kassa.events.tables import events
 from kassa.kit.clock import FrozenClock
-from kassa.kit.db import Backend
+from kassa.kit.db import Backend, FairPool
 from kassa.payouts.connectors import Manual
 from kassa.payouts.tables import payouts
 from kassa.wallets.engine_sqlite import writer_of
@@ -76,8 +76,11 @@ async def statements(app: HotPath) -> Statements:
         async def no_reset(conn: asyncpg.Connection) -> None:
             """As the app's pool: no reset query when a connection is released."""
 
-        db.pg_pool = await asyncpg.create_pool(
-            db.url.asyncpg_dsn, min_size=0, max_size=2, init=report, reset=no_reset
+        db.pg_pool = FairPool(
+            await asyncpg.create_pool(
+                db.url.asyncpg_dsn, min_size=0, max_size=2, init=report, reset=no_reset
+            ),
+            2,
         )
     return seen
 

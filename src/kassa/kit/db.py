@@ -8,6 +8,7 @@ withdrawals) as one prepared statement sent through asyncpg itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -26,6 +27,71 @@ from kassa.kit.dburl import DEFAULT_DATABASE_URL, Backend, DatabaseUrl
 from kassa.kit.metadata import metadata
 
 __all__ = ["DEFAULT_DATABASE_URL", "Backend", "Database", "DatabaseUrl", "metadata"]
+
+
+class FairPool:
+    """asyncpg's pool, with connections handed out in the order they were asked for.
+
+    asyncpg keeps its idle connections in an ``asyncio.Queue``. When a connection comes back,
+    the first waiter is woken, but a request that asks in the meantime takes the connection
+    first, and the waiter that was woken queues again at the back. Under load (64 clients on
+    two workers of four connections each) that left about one payout change in seven a round
+    or two behind the rest, two or three times the median latency. Here each acquisition
+    first takes a turn (``asyncio.Semaphore``, first come first served, of the pool's size),
+    so asyncpg's own queue never has a waiter and nobody overtakes anybody.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+        self.inner = pool
+        self._turns = asyncio.Semaphore(size)
+
+    def acquire(self) -> _Turn:
+        """``async with pool.acquire() as conn``: the turn first, then asyncpg's connection,
+        which goes back to asyncpg before the turn passes on."""
+        return _Turn(self._turns, self.inner)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.acquire() as conn:
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self.acquire() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.acquire() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self.acquire() as conn:
+            return await conn.execute(query, *args)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _Turn:
+    __slots__ = ("_acquired", "_pool", "_turns")
+
+    def __init__(self, turns: asyncio.Semaphore, pool: asyncpg.Pool) -> None:
+        self._turns, self._pool = turns, pool
+        self._acquired: Any = None
+
+    async def __aenter__(self) -> asyncpg.pool.PoolConnectionProxy:
+        await self._turns.acquire()
+        try:
+            self._acquired = self._pool.acquire()
+            conn: asyncpg.pool.PoolConnectionProxy = await self._acquired.__aenter__()
+        except BaseException:
+            self._turns.release()
+            raise
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._acquired.__aexit__(*exc)
+        finally:
+            self._turns.release()
 
 
 # A 64-bit key that is SQLite's rowid there (so it autoincrements) and bigint on PostgreSQL.
@@ -68,7 +134,7 @@ class Database:
         self.url = DatabaseUrl(url)
         self.backend = self.url.backend
         self.pool_size = pool_size
-        self.pg_pool: asyncpg.Pool | None = None
+        self.pg_pool: FairPool | None = None
         # hide_parameters: an error's text never quotes the values a statement was given
         # (references, descriptions, metadata), so no log line can carry them.
         self.engine: AsyncEngine = create_async_engine(
@@ -100,12 +166,13 @@ class Database:
             # No floor of idle connections (min_size=0): asyncpg would keep one by reconnecting
             # in the background, all through an outage, logging a traceback at each attempt.
             # Connections are made when requests need them, and kept while they are used.
-            self.pg_pool = await asyncpg.create_pool(
+            pool = await asyncpg.create_pool(
                 self.url.asyncpg_dsn,
                 min_size=0,
                 max_size=self.pool_size,
                 reset=_no_reset,
             )
+            self.pg_pool = FairPool(pool, self.pool_size)
 
     async def close(self) -> None:
         stops, self._on_close = self._on_close, []
@@ -117,7 +184,7 @@ class Database:
         await self.engine.dispose()
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> FairPool:
         if self.pg_pool is None:
             raise RuntimeError("Database.open() was not awaited")
         return self.pg_pool

@@ -34,6 +34,7 @@ import asyncpg
 import orjson
 
 from kassa.kit import dberrors, metrics
+from kassa.kit.db import FairPool
 
 POST_WALLETS_SQL = (
     "SELECT o_error, o_currency, o_balance_after, o_cash, o_held, o_gift, o_wallet_status,"
@@ -150,7 +151,7 @@ def _arguments(postings: Sequence[Posting]) -> list[object]:
 
 
 async def post_many(
-    conn: asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    conn: FairPool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
     postings: Sequence[Posting],
 ) -> list[Posted]:
     """Post ``postings`` in one statement; raises ``asyncpg.PostgresError`` if it was refused.
@@ -161,7 +162,7 @@ async def post_many(
     if not any(p.idempotency_key is not None for p in postings):
         rows = await conn.fetch(POST_WALLETS_SQL, *_arguments(postings))
         return [Posted(*row) for row in rows]
-    if isinstance(conn, asyncpg.Pool):
+    if isinstance(conn, FairPool):
         async with conn.acquire() as one, one.transaction():
             return await _post_keyed(one, postings)
     return await _post_keyed(conn, postings)
@@ -203,7 +204,7 @@ async def _post_keyed(
 class Batcher:
     """Gathers concurrent postings of one process into batches; see the module's text."""
 
-    def __init__(self, pool: asyncpg.Pool, *, slots: int, max_batch: int = 128) -> None:
+    def __init__(self, pool: FairPool, *, slots: int, max_batch: int = 128) -> None:
         self.pool = pool
         self._slots = slots
         self._max_batch = max_batch
