@@ -5,8 +5,8 @@ request arrives in the same pass of the event loop, ahead of the first waiter's 
 pool's ``reset`` hook, which asyncpg awaits just before it puts the connection back, starts
 it). asyncpg's own pool gives the connection to the newcomer (the second test shows that it
 still does: if a release of asyncpg changes that, ``FairPool`` can go); Kassa's must give it to
-the first waiter. Breaking ``FairPool`` so that it asks asyncpg
-first and takes its turn afterwards makes the first test fail: tried.
+the first waiter. Breaking ``FairPool`` so that it asks asyncpg first and takes its turn
+afterwards makes the first test fail: tried.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def _order_served(pool: Any, newcomer: Newcomer) -> list[str]:
 async def test_connections_go_to_the_waiters_in_the_order_they_asked(
     one_connection: asyncpg.Pool, newcomer: Newcomer
 ) -> None:
-    served = await _order_served(FairPool(one_connection, 1), newcomer)
+    served = await _order_served(FairPool(one_connection), newcomer)
     assert served == ["a", "b", "c", "newcomer"]
 
 

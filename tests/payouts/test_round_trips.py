@@ -79,8 +79,7 @@ async def statements(app: HotPath) -> Statements:
         db.pg_pool = FairPool(
             await asyncpg.create_pool(
                 db.url.asyncpg_dsn, min_size=0, max_size=2, init=report, reset=no_reset
-            ),
-            2,
+            )
         )
     return seen
 

@@ -41,9 +41,9 @@ class FairPool:
     so asyncpg's own queue never has a waiter and nobody overtakes anybody.
     """
 
-    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self.inner = pool
-        self._turns = asyncio.Semaphore(size)
+        self._turns = asyncio.Semaphore(pool.get_max_size())
 
     def acquire(self) -> _Turn:
         """``async with pool.acquire() as conn``: the turn first, then asyncpg's connection,
@@ -172,7 +172,7 @@ class Database:
                 max_size=self.pool_size,
                 reset=_no_reset,
             )
-            self.pg_pool = FairPool(pool, self.pool_size)
+            self.pg_pool = FairPool(pool)
 
     async def close(self) -> None:
         stops, self._on_close = self._on_close, []
